@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         None,
         description="Celery broker URL (redis://...). When unset, `gatelab up` starts an embedded Redis.",
     )
+    queue: str = Field(
+        "gatelab",
+        min_length=1,
+        max_length=100,
+        description="Celery queue that the API sends runs to and that workers read from.",
+    )
     api_url: str = Field("http://127.0.0.1:8000", description="Base URL that the dashboard and the CLI call.")
     api_token: SecretStr | None = Field(
         None, description="When set, every write request needs 'Authorization: Bearer <token>'."

@@ -1,0 +1,83 @@
+"""Error responses: every rejection names the field, the allowed values and the value received."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from backend.services.grid import SpecError
+
+logger = logging.getLogger(__name__)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _describe(error: dict[str, Any]) -> dict[str, Any]:
+    field = _field_name(error.get("loc", ()))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    entry: dict[str, Any] = {"loc": list(error.get("loc", ())), "field": field, "msg": message, "type": error.get("type")}
+    if "input" in error:
+        entry["input"] = error["input"]
+    return entry
+
+
+def _summary(entries: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in entries:
+        received = f"; received {entry['input']!r}" if "input" in entry and "received" not in entry["msg"] else ""
+        lines.append(f"{entry['field']}: {entry['msg']}{received}")
+    return "invalid request: " + " | ".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def validation_response(entries: list[dict[str, Any]]) -> JSONResponse:
+    entries = [{**entry, "input": _jsonable(entry["input"])} if "input" in entry else entry for entry in entries]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": entries, "message": _summary(entries)},
+    )
+
+
+async def _request_validation_handler(_request: Request, error: RequestValidationError) -> JSONResponse:
+    return validation_response([_describe(e) for e in error.errors()])
+
+
+async def _spec_error_handler(_request: Request, error: SpecError) -> JSONResponse:
+    entry = {"loc": error.loc, "field": _field_name(error.loc), "msg": error.message, "type": "spec_error", "input": error.received}
+    return validation_response([entry])
+
+
+async def _database_unavailable_handler(request: Request, error: DBAPIError) -> JSONResponse:
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        logger.error("database unavailable during %s %s: %s", request.method, request.url.path, error.orig)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "the database is unavailable; retry in a few seconds", "message": "database unavailable"},
+            headers={"Retry-After": "5"},
+        )
+    raise error
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation_handler)
+    app.add_exception_handler(SpecError, _spec_error_handler)
+    app.add_exception_handler(DBAPIError, _database_unavailable_handler)
