@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Architecture = Literal["resnet", "preact_resnet", "resnet34"]
 BlockType = Literal["basic", "bottleneck"]
@@ -147,24 +147,28 @@ class ModelSpec(SpecModel):
     )
     gate: GateSpec = Field(default_factory=GateSpec)
 
-    @model_validator(mode="after")
-    def _check_depth_and_stage(self) -> ModelSpec:
-        if self.arch != "resnet34":
-            if self.block == "basic" and (self.depth - 2) % 6 != 0:
-                raise ValueError(
-                    f"depth must be 6n+2 for basic units (8, 14, 20, ..., 110, ...); received {self.depth}"
-                )
-            if self.block == "bottleneck" and (self.depth - 2) % 9 != 0:
-                raise ValueError(
-                    f"depth must be 9n+2 for bottleneck units (11, 20, 29, ..., 164, ...); "
-                    f"received {self.depth}"
-                )
-        if self.gate.stage is not None and self.gate.stage > self.stage_count:
+    @field_validator("depth")
+    @classmethod
+    def _check_depth(cls, depth: int, info: ValidationInfo) -> int:
+        if info.data.get("arch") == "resnet34":
+            return depth
+        block = info.data.get("block")
+        if block == "basic" and (depth - 2) % 6 != 0:
+            raise ValueError(f"depth must be 6n+2 for basic units (8, 14, 20, ..., 110, ...); received {depth}")
+        if block == "bottleneck" and (depth - 2) % 9 != 0:
             raise ValueError(
-                f"gate.stage must be between 1 and {self.stage_count} for {self.arch}; "
-                f"received {self.gate.stage}"
+                f"depth must be 9n+2 for bottleneck units (11, 20, 29, ..., 164, ...); received {depth}"
             )
-        return self
+        return depth
+
+    @field_validator("gate")
+    @classmethod
+    def _check_gate_stage(cls, gate: GateSpec, info: ValidationInfo) -> GateSpec:
+        arch = info.data.get("arch")
+        stage_count = len(RESNET34_UNITS) if arch == "resnet34" else CIFAR_STAGE_COUNT
+        if gate.stage is not None and gate.stage > stage_count:
+            raise ValueError(f"gate.stage must be between 1 and {stage_count} for {arch}; received {gate.stage}")
+        return gate
 
     @property
     def stage_count(self) -> int:

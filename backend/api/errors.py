@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -40,6 +41,9 @@ def _summary(entries: list[dict[str, Any]]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """Return `value` in a form that strict JSON can carry; NaN and infinities become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
