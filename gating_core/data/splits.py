@@ -1,8 +1,8 @@
 """Deterministic subsets and train/validation splits, as indices into the original data set.
 
 Indices always point at the original images, so a per-sample result can name
-the image that it belongs to. Every function here returns indices in ascending
-order, which keeps evaluation order equal to the data set's own order.
+the image that it belongs to. Subsets come in the order of a fixed random
+permutation, so any prefix of a returned array is itself a random subset.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ def subset_indices(total: int, size: int | None, seed: int = 0) -> np.ndarray:
     """Choose ``size`` of ``total`` images: the first ``size`` of a fixed random permutation.
 
     The permutation depends only on ``total`` and ``seed``, so a smaller subset is
-    always part of a larger one. ``None`` selects every image. The result is
-    int64 and sorted.
+    a prefix of a larger one. ``None`` selects every image, in the original order.
+    The result is int64.
     """
     _check_count("total", total, minimum=0)
     if size is None:
@@ -25,15 +25,15 @@ def subset_indices(total: int, size: int | None, seed: int = 0) -> np.ndarray:
         raise ValueError(f"size must be between 1 and {total} (the number of images); received {size}")
 
     permutation = np.random.default_rng(seed).permutation(total)
-    return np.sort(permutation[:size]).astype(np.int64)
+    return permutation[:size].astype(np.int64)
 
 
 def validation_split(total: int, validation_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``total`` images into (train_indices, validation_indices), both sorted int64 arrays.
+    """Split ``total`` images into (train_indices, validation_indices), both int64.
 
     The validation set is the first ``validation_size`` images of a fixed random
-    permutation, so it is the same for every run that uses the same seed.
-    A size of 0 puts every image in the training set.
+    permutation and the training set is the rest, in permutation order, even for
+    a size of 0. A prefix of the training indices is therefore a random subset.
     """
     _check_count("total", total, minimum=0)
     _check_count("validation_size", validation_size, minimum=0)
@@ -43,10 +43,8 @@ def validation_split(total: int, validation_size: int, seed: int = 0) -> tuple[n
             f"for training; received {validation_size}"
         )
 
-    permutation = np.random.default_rng(seed).permutation(total)
-    validation = np.sort(permutation[:validation_size]).astype(np.int64)
-    train = np.sort(permutation[validation_size:]).astype(np.int64)
-    return train, validation
+    permutation = np.random.default_rng(seed).permutation(total).astype(np.int64)
+    return permutation[validation_size:], permutation[:validation_size]
 
 
 def _check_count(field: str, value: object, minimum: int) -> None:

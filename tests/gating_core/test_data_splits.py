@@ -25,12 +25,12 @@ def test_subset_seed_changes_selection() -> None:
     assert not np.array_equal(subset_indices(50_000, 1000, seed=0), subset_indices(50_000, 1000, seed=1))
 
 
-def test_subset_smaller_is_part_of_larger() -> None:
+def test_subset_smaller_is_prefix_of_larger() -> None:
     small = subset_indices(10_000, 100, seed=2)
     large = subset_indices(10_000, 500, seed=2)
 
-    assert set(small.tolist()) <= set(large.tolist())
-    assert small.tolist() == sorted(small.tolist())
+    np.testing.assert_array_equal(small, large[:100])
+    assert small.tolist() != sorted(small.tolist())
 
 
 def test_subset_none_keeps_original_order() -> None:
@@ -60,13 +60,27 @@ def test_validation_split_disjoint_and_complete() -> None:
     np.testing.assert_array_equal(np.sort(np.concatenate([train, validation])), np.arange(50_000))
     np.testing.assert_array_equal(validation, validation_split(50_000, 5000, seed=0)[1])
     assert not np.array_equal(validation, validation_split(50_000, 5000, seed=1)[1])
+    assert train.dtype == np.int64
+    assert validation.dtype == np.int64
+
+
+@pytest.mark.parametrize("validation_size", [0, 1000])
+def test_validation_split_train_prefix_is_random(validation_size: int) -> None:
+    train, _ = validation_split(10_000, validation_size, seed=0)
+    labels = np.repeat(np.arange(10), 1000)  # class-sorted, like images read from class folders
+
+    counts = np.bincount(labels[train[:1000]], minlength=10)
+
+    assert counts.min() > 50
+    assert counts.max() < 150
 
 
 def test_validation_split_zero_and_too_large() -> None:
     train, validation = validation_split(100, 0)
 
-    np.testing.assert_array_equal(train, np.arange(100))
+    np.testing.assert_array_equal(np.sort(train), np.arange(100))
     assert validation.shape == (0,)
+    assert validation.dtype == np.int64
     with pytest.raises(ValueError, match=r"validation_size must be below the number of images \(100\).*received 100"):
         validation_split(100, 100)
 
