@@ -185,8 +185,10 @@ def _image_set(images: np.ndarray, labels: np.ndarray, classes: list[str], name:
 
 
 def _check_name_and_split(name: str, split: str) -> None:
-    if not isinstance(name, str) or (name not in _CIFAR_LAYOUTS and name not in ("fashion-mnist", "svhn")
-                                     and not name.startswith(NPZ_PREFIX)):
+    known = isinstance(name, str) and (
+        name in _CIFAR_LAYOUTS or name in ("fashion-mnist", "svhn") or name.startswith(NPZ_PREFIX)
+    )
+    if not known:
         raise ValueError(f"dataset name must be one of {', '.join(DATASET_NAMES)}; received {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; received {split!r}")
