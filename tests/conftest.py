@@ -124,3 +124,60 @@ def client(settings):  # type: ignore[no-untyped-def]
 
     with TestClient(create_app(settings, run_reaper=False)) as test_client:
         yield test_client
+
+
+# A whole running stack with finished runs, shared by the dashboard and browser tests.
+
+STACK_SWEEP = {
+    "name": "stack fixture",
+    "base": {
+        "model": {"depth": 8, "gate": {"kind": "model1", "hidden_units": 32}},
+        "data": {"train_subset": 256, "test_subset": 200},
+        "train": {"epochs": 2, "batch_size": 64},
+    },
+    "grid": {"lambda": [0.001, 0.1]},
+}
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, cache_dir: Path):  # type: ignore[no-untyped-def]
+    """A real API and worker on PostgreSQL and Redis, with a finished two-run sweep.
+
+    Yields a dict with the API url, the sweep and its runs.
+    """
+    import httpx
+
+    from tests.support.services import service_environment, start_api, start_worker, wait_until
+
+    if not redis_available(REDIS_URL):
+        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
+    folder = tmp_path_factory.mktemp("stack")
+    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
+    with postgres_database() as database_url:
+        environment = service_environment(
+            {
+                "GATELAB_HOME": str(folder / "home"),
+                "GATELAB_DATABASE_URL": database_url,
+                "GATELAB_BROKER_URL": REDIS_URL,
+                "GATELAB_QUEUE": queue,
+                "GATELAB_CACHE_DIR": str(cache_dir),
+                "GATELAB_DATA_DIR": str(data_dir),
+                "GATELAB_ALLOW_DOWNLOAD": "false",
+            }
+        )
+        api, url = start_api(environment, folder / "api.log")
+        worker = start_worker(environment, folder / "worker.log", "stack")
+        try:
+            sweep = httpx.post(f"{url}/api/sweeps", json=STACK_SWEEP, timeout=10).json()
+
+            def finished() -> bool:
+                runs = httpx.get(f"{url}/api/runs", params={"sweep_id": sweep["id"]}, timeout=10).json()["data"]
+                return all(run["status"] in ("succeeded", "failed") for run in runs)
+
+            wait_until(finished, timeout=600, interval=2, what="the stack fixture's sweep")
+            runs = httpx.get(f"{url}/api/runs", params={"sweep_id": sweep["id"]}, timeout=10).json()["data"]
+            yield {"api_url": url, "sweep": sweep, "runs": runs, "environment": environment, "folder": folder}
+        finally:
+            worker.stop()
+            api.stop()
+            delete_queue(REDIS_URL, queue)

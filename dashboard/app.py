@@ -1,0 +1,23 @@
+"""GateLab dashboard. Start it with `streamlit run dashboard/app.py` or `gatelab up`.
+
+It reads everything from the GateLab API at GATELAB_API_URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="GateLab", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "runs.py", title="Runs", url_path="runs", default=True),
+        st.Page(PAGES / "launch.py", title="Launch", url_path="launch"),
+        st.Page(PAGES / "sweep.py", title="Sweep", url_path="sweep"),
+        st.Page(PAGES / "run.py", title="Run", url_path="run"),
+    ]
+)
+navigation.run()
