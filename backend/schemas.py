@@ -68,6 +68,9 @@ class RunPublic(BaseModel):
     skip_rate: float | None = Field(description="Fraction of test images whose gate value is below 0.5.")
     precision: str | None
     environment: dict[str, Any] | None
+    init_report: dict[str, Any] | None = Field(
+        description="For runs started from a run or a baseline: tensors loaded, missing, unexpected and left fresh."
+    )
     created_at: datetime
     started_at: datetime | None
     heartbeat_at: datetime | None

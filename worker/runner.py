@@ -213,6 +213,7 @@ def store_success(sessions: sessionmaker[Session], run_id: int, token: str, resu
             skip_rate=float((gate < SKIP_THRESHOLD).mean()) if gate is not None else None,
             precision=result.precision,
             environment=result.environment,
+            init_report=result.load_report.as_dict() if result.load_report else None,
         )
     return RunStatus.SUCCEEDED.value if finished else "released"
 

@@ -112,6 +112,8 @@ class Run(Base):
     skip_rate: Mapped[float | None] = mapped_column(Float)
     precision: Mapped[str | None] = mapped_column(String(20))
     environment: Mapped[dict[str, Any] | None]
+    # Which tensors a run that starts from a run or a baseline loaded, and which it skipped.
+    init_report: Mapped[dict[str, Any] | None]
 
     sweep: Mapped[Sweep | None] = relationship(back_populates="runs")
 
@@ -182,6 +184,23 @@ class Sample(Base):
     loss: Mapped[float] = mapped_column(Float)
     energy: Mapped[float] = mapped_column(Float)
     gate: Mapped[float | None] = mapped_column(Float)
+
+
+class Analysis(Base):
+    """A computation on a finished run that a worker performs on request, such as an
+    out-of-distribution evaluation or a hard-skip sweep, with its parameters and result."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Baseline(Base):

@@ -34,6 +34,17 @@ class LoadReport:
     mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
     gate_fresh: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, object]:
+        """Return the report as plain JSON-ready values."""
+        return {
+            "loaded": len(self.loaded),
+            "missing": list(self.missing),
+            "unexpected": list(self.unexpected),
+            "mismatched": {name: [list(a), list(b)] for name, (a, b) in self.mismatched.items()},
+            "gate_fresh": list(self.gate_fresh),
+            "complete": self.complete,
+        }
+
     @property
     def complete(self) -> bool:
         """True when every backbone tensor was loaded and the file had nothing else."""

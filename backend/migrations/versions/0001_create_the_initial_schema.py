@@ -84,6 +84,7 @@ def upgrade() -> None:
     sa.Column('skip_rate', sa.Float(), nullable=True),
     sa.Column('precision', sa.String(length=20), nullable=True),
     sa.Column('environment', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('init_report', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['sweep_id'], ['sweeps.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -110,6 +111,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('run_id', 'epoch', name='uq_epoch_metrics_run_epoch')
     )
+    op.create_table('analyses',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('params', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('analyses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_analyses_run_id'), ['run_id'], unique=False)
+
     op.create_table('evaluations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -158,6 +175,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_evaluations_run_id'))
 
     op.drop_table('evaluations')
+    with op.batch_alter_table('analyses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_analyses_run_id'))
+
+    op.drop_table('analyses')
     op.drop_table('epoch_metrics')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_sweep_id')
