@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gating_core.presets import SchemeName
 from gating_core.spec import RunSpec
 
 ItemT = TypeVar("ItemT")
@@ -138,3 +139,62 @@ class Health(BaseModel):
 
 class Message(BaseModel):
     message: str
+
+
+class PresetPublic(BaseModel):
+    """A named sweep that regenerates one experiment family; launch it with POST /api/presets/{name}/launch."""
+
+    name: str
+    description: str
+    dataset: str
+    network: str = Field(description="Network key, for example resnet110 or preresnet164.")
+    gate: str = Field(description="Gate family, for example model1, model3-bce, two_way-3x3 or none.")
+    scheme: str = Field(description="Training scheme of the base spec: scheme1, 164-epoch or constant.")
+    base: dict[str, Any] = Field(
+        description=(
+            "Full RunSpec shared by every run. Presets that start from a baseline run have "
+            'init {"source": "run", "id": null}: the id is given at launch.'
+        )
+    )
+    grid: dict[str, list[Any]]
+    run_count: int
+    published: dict[str, Any] = Field(
+        description="Published test errors of the same network with their sources, or {} when none are sourced."
+    )
+    requires_baseline_run: bool = Field(
+        description="True when every run starts from the weights of a finished ungated run named at launch."
+    )
+
+
+class PresetLaunch(BaseModel):
+    """Options for launching a preset. All are optional, except baseline_run_id for presets that need a baseline run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline_run_id: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "A succeeded ungated run of the same network and data set. Required for presets with "
+            "requires_baseline_run, whose runs all start from its weights. For the others it is only "
+            "drawn as the baseline line on the sweep page."
+        ),
+    )
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] | None = Field(
+        None, min_length=1, max_length=MAX_GRID_VALUES, description="Seeds that replace the preset's."
+    )
+    lambdas: list[Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, max_length=MAX_GRID_VALUES, description="Gate-loss weights that replace the preset's nine."
+    )
+    scheme: SchemeName | None = Field(
+        None, description="Training scheme that replaces the preset's optimiser and schedule fields."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=50,
+        description=(
+            "Spec fields to set on the base, in dotted form, applied after the scheme; for a quick try "
+            '{"train.epochs": 1, "data.train_subset": 512, "data.test_subset": 500}.'
+        ),
+    )
+    name: str | None = Field(None, min_length=1, max_length=200, description="Sweep name. Default: the preset's name.")
