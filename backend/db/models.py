@@ -204,22 +204,50 @@ class Analysis(Base):
 
 
 class Baseline(Base):
-    """An imported checkpoint that runs can start from."""
+    """An imported checkpoint that runs can start from.
+
+    `weights_path` is a state dict with our tensor names, written under the artifact
+    directory at import. `normalization` is the {mean, std} the checkpoint was trained
+    with, and the default of every run that starts from it.
+    """
 
     __tablename__ = "baselines"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    arch: Mapped[str] = mapped_column(String(40))
+    dataset: Mapped[str] = mapped_column(String(20))
     model_spec: Mapped[dict[str, Any]]
     normalization: Mapped[dict[str, Any]]
     source_filename: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     weights_path: Mapped[str] = mapped_column(String(500))
-    test_dataset: Mapped[str] = mapped_column(String(300))
-    test_correct: Mapped[int] = mapped_column(Integer)
-    test_count: Mapped[int] = mapped_column(Integer)
     report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    evaluations: Mapped[list[BaselineEvaluation]] = relationship(
+        back_populates="baseline", cascade="all, delete-orphan", order_by="BaselineEvaluation.id"
+    )
+
+
+class BaselineEvaluation(Base):
+    """A baseline's correct predictions on one test set, measured in float32 at import."""
+
+    __tablename__ = "baseline_evaluations"
+    __table_args__ = (
+        UniqueConstraint("baseline_id", "dataset", name="uq_baseline_evaluations_baseline_dataset"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    baseline_id: Mapped[int] = mapped_column(ForeignKey("baselines.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(300))
+    correct: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    device: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    baseline: Mapped[Baseline] = relationship(back_populates="evaluations")
 
 
 class ScoreSet(Base):

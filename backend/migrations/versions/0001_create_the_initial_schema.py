@@ -19,14 +19,13 @@ def upgrade() -> None:
     op.create_table('baselines',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('arch', sa.String(length=40), nullable=False),
+    sa.Column('dataset', sa.String(length=20), nullable=False),
     sa.Column('model_spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('normalization', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('source_filename', sa.String(length=300), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('weights_path', sa.String(length=500), nullable=False),
-    sa.Column('test_dataset', sa.String(length=300), nullable=False),
-    sa.Column('test_correct', sa.Integer(), nullable=False),
-    sa.Column('test_count', sa.Integer(), nullable=False),
     sa.Column('report', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -34,6 +33,19 @@ def upgrade() -> None:
     with op.batch_alter_table('baselines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_baselines_sha256'), ['sha256'], unique=False)
 
+    op.create_table('baseline_evaluations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('baseline_id', sa.Integer(), nullable=False),
+    sa.Column('dataset', sa.String(length=300), nullable=False),
+    sa.Column('correct', sa.Integer(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Float(), nullable=False),
+    sa.Column('device', sa.String(length=100), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['baseline_id'], ['baselines.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('baseline_id', 'dataset', name='uq_baseline_evaluations_baseline_dataset')
+    )
     op.create_table('score_sets',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -187,6 +199,7 @@ def downgrade() -> None:
     op.drop_table('runs')
     op.drop_table('sweeps')
     op.drop_table('score_sets')
+    op.drop_table('baseline_evaluations')
     with op.batch_alter_table('baselines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_baselines_sha256'))
 
