@@ -1,12 +1,16 @@
-"""Sweep presets: every preset expands into valid runs, and launch options change only what they name."""
+"""Sweep presets: every preset expands into valid runs, launch options change only what they name,
+and a from-baseline run loads every backbone tensor of the baseline."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import torch
 
 from backend.services.grid import expand_grid
+from gating_core.experiment import run_experiment
+from gating_core.models import build_model, load_matching_weights
 from gating_core.presets import (
     LAMBDAS,
     Preset,
@@ -17,7 +21,7 @@ from gating_core.presets import (
     list_presets,
     training_scheme,
 )
-from gating_core.spec import RunSpec
+from gating_core.spec import GateSpec, RunSpec
 
 PRESETS = list_presets()
 NINE_LAMBDAS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
@@ -312,3 +316,69 @@ def test_run_count_is_grid_product():
     for preset in PRESETS:
         assert preset.run_count == math.prod(len(values) for values in preset.grid.values())
         assert preset.as_dict()["run_count"] == preset.run_count
+
+
+def tiny_from_baseline_spec() -> RunSpec:
+    """Return the first run of the Model 1 from-baseline preset, shrunk to depth 8 and one short epoch."""
+    overrides = {
+        "model.depth": 8,
+        "model.gate.hidden_units": 32,
+        "data.train_subset": 128,
+        "data.test_subset": 64,
+        "train.epochs": 1,
+        "train.batch_size": 64,
+        "train.warmup_iterations": 0,
+        # A tiny lr keeps the trained weights within 1e-3 of the loaded ones.
+        "train.lr": 1e-6,
+    }
+    preset = get_preset("cifar10-resnet110-model1-from-baseline")
+    body = preset.sweep_body(baseline_run_id=1, seeds=[0], lambdas=[0.1], overrides=overrides)
+    return expand(body)[0]
+
+
+def ungated_weights(spec: RunSpec) -> dict[str, torch.Tensor]:
+    torch.manual_seed(1234)
+    plain = build_model(spec.model.model_copy(update={"gate": GateSpec()}), 10)
+    return {name: tensor.clone() for name, tensor in plain.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_from_baseline_run_loads_backbone(data_dir, cache_dir):
+    spec = tiny_from_baseline_spec()
+    weights = ungated_weights(spec)
+
+    result = run_experiment(spec, data_dir=data_dir, cache_dir=cache_dir, device="cpu", init_weights=weights)
+
+    report = result.load_report
+    model = result.state.model
+    gate_names = [name for name in model.state_dict() if name.startswith("stage_gate.")]
+    assert sorted(report.loaded) == sorted(weights)
+    assert report.missing == []
+    assert report.unexpected == []
+    assert report.mismatched == {}
+    assert gate_names
+    assert sorted(report.gate_fresh) == sorted(gate_names)
+    assert report.complete
+    assert report.as_dict()["loaded"] == len(weights)
+    trained = model.state_dict()
+    assert torch.allclose(trained["conv1.weight"].cpu(), weights["conv1.weight"], atol=1e-3)
+    assert torch.allclose(trained["linear.weight"].cpu(), weights["linear.weight"], atol=1e-3)
+
+
+def test_mismatched_tensor_is_reported():
+    spec = tiny_from_baseline_spec()
+    weights = ungated_weights(spec)
+    weights["linear.weight"] = torch.zeros(5, weights["linear.weight"].shape[1])
+    model = build_model(spec.model, 10)
+    before = model.linear.weight.detach().clone()
+
+    report = load_matching_weights(model, weights)
+
+    assert report.mismatched == {"linear.weight": ((10, 64), (5, 64))}
+    assert "linear.weight" not in report.loaded
+    assert len(report.loaded) == len(weights) - 1
+    assert report.missing == []
+    assert not report.complete
+    assert report.as_dict()["mismatched"] == {"linear.weight": [[10, 64], [5, 64]]}
+    assert torch.equal(model.linear.weight, before)
+    assert torch.equal(model.conv1.weight, weights["conv1.weight"])
