@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.api.errors import install_error_handlers
 from backend.api.routes import datasets, health, presets, runs, samples, sweeps
+from backend.api.routes import analysis, analysis_scores, analysis_tables, analysis_views
 from backend.db.migrate import upgrade_database
 from backend.db.session import get_engine, session_factory
 from backend.queue import RunQueue
@@ -110,7 +111,11 @@ def create_app(settings: Settings | None = None, run_reaper: bool = True) -> Fas
     app.state.engine = get_engine(url)
     app.state.queue = RunQueue(settings.broker_url, settings.queue)
     install_error_handlers(app)
+    # Before the runs router, whose /api/runs/{run_id} would take "compare" as a run id.
+    app.include_router(analysis_views.compare_router)
     for module in (health, runs, sweeps, samples, datasets, presets):
+        app.include_router(module.router)
+    for module in (analysis, analysis_views, analysis_tables, analysis_scores):
         app.include_router(module.router)
     app.add_middleware(
         BodySizeLimit, max_json_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gating_core.presets import SchemeName
 from gating_core.spec import RunSpec
@@ -198,3 +198,257 @@ class PresetLaunch(BaseModel):
         ),
     )
     name: str | None = Field(None, min_length=1, max_length=200, description="Sweep name. Default: the preset's name.")
+
+
+# Per-sample analyses: requests that a worker performs, and the tables that the API computes.
+
+AnalysisStatus = Literal["queued", "running", "succeeded", "failed"]
+OodDatasetName = Literal["fashion-mnist", "cifar100", "svhn", "corruption"]
+CorruptionKind = Literal["gaussian_noise", "gaussian_blur", "contrast", "jpeg"]
+# Up to 51 thresholds gives a 0.02 grid over [0, 1]; every threshold is one pass over the images.
+MAX_HARD_SKIP_THRESHOLDS = 51
+DEFAULT_HARD_SKIP_THRESHOLDS = [round(0.1 * step, 1) for step in range(11)]
+
+
+class OodParams(BaseModel):
+    """Which out-of-distribution images to evaluate the run on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: OodDatasetName = Field(
+        ...,
+        description=(
+            "fashion-mnist (padded to 32x32, gray repeated to 3 channels), cifar100, svhn, or 'corruption': "
+            "the run's own test images with a corruption at a severity."
+        ),
+    )
+    corruption: CorruptionKind | None = Field(None, description="Corruption kind; required when dataset is 'corruption'.")
+    severity: int | None = Field(None, ge=1, le=5, description="Corruption severity 1-5; required when dataset is 'corruption'.")
+    limit: int | None = Field(
+        None, ge=1, le=100_000, description="Evaluate at most this many images: the first of a fixed random order."
+    )
+    batch_size: int = Field(500, ge=1, le=4096, description="Images per forward pass.")
+
+    @model_validator(mode="after")
+    def _corruption_fields(self) -> OodParams:
+        needs_corruption = self.dataset == "corruption"
+        given = {"corruption": self.corruption, "severity": self.severity}
+        if needs_corruption and (self.corruption is None or self.severity is None):
+            raise ValueError(f"corruption and severity are required when dataset is 'corruption'; received {given}")
+        if not needs_corruption and (self.corruption is not None or self.severity is not None):
+            raise ValueError(
+                f"corruption and severity must be empty when dataset is {self.dataset!r}; received {given}"
+            )
+        return self
+
+    @property
+    def variant(self) -> str:
+        """The stored evaluation's variant: 'kind-severity' for a corruption, else 'ood'.
+
+        It is never empty, so that the run's own test results stay the default that
+        sample queries without a variant return.
+        """
+        return f"{self.corruption}-{self.severity}" if self.dataset == "corruption" else "ood"
+
+
+class HardSkipParams(BaseModel):
+    """Thresholds of a hard-skip curve and the images it runs on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=lambda: list(DEFAULT_HARD_SKIP_THRESHOLDS),
+        min_length=1,
+        max_length=MAX_HARD_SKIP_THRESHOLDS,
+        description="Skip thresholds τ from 0 to 1: an image skips the gated stage when its g < τ.",
+    )
+    limit: int | None = Field(
+        None, ge=1, le=100_000, description="Use at most this many of the run's test images: the first of a fixed random order."
+    )
+    batch_size: int = Field(500, ge=1, le=4096, description="Images per forward pass; wall time per image depends on it.")
+    baseline_run_id: int | None = Field(
+        None, ge=1, description="A finished ungated run drawn as the baseline point; default: the sweep's baseline."
+    )
+
+
+class TrainSamplesParams(BaseModel):
+    """Which training images get per-sample gate values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: Literal["trained", "all"] = Field(
+        "trained", description="trained: the images the run trained on. all: every image of the training split."
+    )
+    batch_size: int = Field(500, ge=1, le=4096, description="Images per forward pass.")
+
+
+class OodAnalysisCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["ood"]
+    params: OodParams
+
+
+class HardSkipAnalysisCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["hard_skip"]
+    params: HardSkipParams = Field(default_factory=HardSkipParams)
+
+
+class TrainSamplesAnalysisCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["train_samples"]
+    params: TrainSamplesParams = Field(default_factory=TrainSamplesParams)
+
+
+AnalysisCreate = Annotated[
+    OodAnalysisCreate | HardSkipAnalysisCreate | TrainSamplesAnalysisCreate, Field(discriminator="kind")
+]
+
+
+class AnalysisPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    kind: str
+    params: dict[str, Any]
+    status: str = Field(description="queued, running, succeeded or failed.")
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ScoreSetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    dataset: str
+    split: str
+    count: int = Field(description="Images in the split; images without a score have none.")
+    scored: int = Field(description="Images that have a score.")
+    created_at: datetime
+
+
+class GateHistogram(BaseModel):
+    edges: list[float] = Field(description="Bin edges over [0, 1]; the last bin includes 1.")
+    correct: list[int] = Field(description="Correctly classified images per bin.")
+    wrong: list[int] = Field(description="Wrongly classified images per bin.")
+
+
+class ClassSkipRow(BaseModel):
+    label: int
+    class_name: str
+    count: int
+    skip_rate: float | None = Field(description="Fraction of the class's images with g below the threshold.")
+    mean_gate: float | None
+    accuracy: float | None
+
+
+class UnitClassHeatmap(BaseModel):
+    units: list[str]
+    classes: list[str]
+    values: list[list[float | None]] = Field(description="Mean gate value, one row per unit and one column per class.")
+
+
+class DistributionsPublic(BaseModel):
+    run_id: int
+    dataset: str
+    split: str
+    variant: str
+    count: int
+    threshold: float
+    skip_rate: float | None
+    mean_gate: float | None
+    gate_names: list[str]
+    histogram: GateHistogram
+    classes: list[ClassSkipRow]
+    heatmap: UnitClassHeatmap | None = Field(description="Present for layer-level gates, which have one gate per unit.")
+
+
+class CorrelationPublic(BaseModel):
+    rho: float | None = Field(description="Spearman's rank correlation; None when undefined (constant column, < 3 images).")
+    p_value: float | None
+    count: int = Field(description="Images with finite values in both columns.")
+
+
+class DecileRow(BaseModel):
+    decile: int = Field(description="1 holds the lowest scores, 10 the highest.")
+    score_from: float
+    score_to: float
+    count: int
+    skip_rate: float | None
+    mean_gate: float | None
+
+
+class ScoreDifficulty(BaseModel):
+    score_set: ScoreSetPublic
+    gate_vs_score: CorrelationPublic
+    deciles: list[DecileRow]
+
+
+class DifficultyPublic(BaseModel):
+    run_id: int
+    dataset: str
+    split: str
+    variant: str
+    count: int
+    threshold: float
+    gate_vs_loss: CorrelationPublic
+    gate_vs_misclassified: CorrelationPublic
+    scores: ScoreDifficulty | None = Field(description="Present when a score set was requested.")
+
+
+class DifferingSample(BaseModel):
+    index: int = Field(description="Index of the image in its data set split.")
+    label: int
+    label_name: str | None
+    gate_a: float
+    gate_b: float
+    prediction_a: int
+    prediction_b: int
+    correct_a: bool
+    correct_b: bool
+
+
+class ComparisonPage(Page[DifferingSample]):
+    run_a: int
+    run_b: int
+    dataset: str
+    split: str
+    threshold: float
+    common: int = Field(description="Images that both runs evaluated.")
+    skipped_by_both: int
+    skipped_by_a_only: int
+    skipped_by_b_only: int
+
+
+class SweepTableRow(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    gate_loss_weight: float = Field(serialization_alias="lambda", description="λ, the gate-loss weight.")
+    runs: int
+    finished: int
+    mean_test_accuracy: float | None
+    std_test_accuracy: float | None = Field(description="Sample standard deviation over seeds; None below two seeds.")
+    median_test_accuracy: float | None
+    mean_train_loss: float | None
+    mean_gate: float | None
+    skip_rate: float | None
+    published_test_accuracy: float | None = Field(
+        description="The study's figure for this network from the sweep's preset, as an accuracy; None when none is known."
+    )
+    published: str | None = Field(description="Where the published figure comes from.")
+
+
+class SweepTable(BaseModel):
+    sweep_id: int
+    name: str
+    preset: str | None
+    baseline_run_id: int | None
+    baseline_test_accuracy: float | None
+    rows: list[SweepTableRow]

@@ -10,11 +10,12 @@ from celery import Celery
 from gatelab.settings import Settings, get_settings
 
 TRAIN_TASK = "gatelab.train_run"
+ANALYSIS_TASK = "gatelab.run_analysis"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("gatelab", broker=settings.broker_url or "redis://127.0.0.1:6379/0", include=["worker.tasks"])
+    app = Celery("gatelab", broker=settings.broker_url or "redis://127.0.0.1:6379/0", include=["worker.tasks", "worker.analysis_tasks"])
     app.conf.update(
         task_default_queue=settings.queue,
         task_routes={TRAIN_TASK: {"queue": settings.queue}},

@@ -39,7 +39,7 @@ def skip_rate_by_class(
         rows.append(
             {
                 "label": label,
-                "class": name,
+                "class_name": name,
                 "count": count,
                 "skip_rate": float((gate_values[member] < threshold).mean()) if count else None,
                 "mean_gate": float(gate_values[member].mean()) if count else None,
