@@ -82,7 +82,7 @@ def image(dataset: str, split: str, index: int, scale: int = 3) -> bytes:
 
 @st.cache_data(ttl=RESULT_TTL_SECONDS, show_spinner=False)
 def openapi() -> dict[str, Any]:
-    return get_client()._json("GET", "/openapi.json")
+    return get_client().openapi()
 
 
 @st.cache_data(ttl=RESULT_TTL_SECONDS, show_spinner=False)

@@ -62,23 +62,75 @@ def spec_sections(openapi: dict[str, Any], root: str = "RunSpec") -> dict[str, l
     return sections
 
 
+def format_number(value: float) -> str:
+    """Write a schema bound as people read it: 8 rather than 8.0, 2147483647 rather than 2.14748e+09."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def describe_range(schema: dict[str, Any]) -> str:
+    """Return "Range: ≥ low, ≤ high." from a JSON schema's bounds, or "" when it has none."""
+    bounds = []
+    if "minimum" in schema:
+        bounds.append(f"≥ {format_number(schema['minimum'])}")
+    if "exclusiveMinimum" in schema:
+        bounds.append(f"> {format_number(schema['exclusiveMinimum'])}")
+    if "maximum" in schema:
+        bounds.append(f"≤ {format_number(schema['maximum'])}")
+    if "exclusiveMaximum" in schema:
+        bounds.append(f"< {format_number(schema['exclusiveMaximum'])}")
+    if not bounds:
+        return ""
+    return "Range: " + ", ".join(bounds) + "."
+
+
+def _variants(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the non-null alternatives of a schema, with nested anyOf lists flattened."""
+    if "anyOf" not in schema:
+        return [schema]
+    variants = []
+    for option in schema["anyOf"]:
+        if option.get("type") != "null":
+            variants.extend(_variants(option))
+    return variants
+
+
+def _describe_variant(variant: dict[str, Any]) -> list[str]:
+    parts = [describe_range(variant)]
+    if "enum" in variant:
+        parts.append("Allowed: " + ", ".join(str(value) for value in variant["enum"]) + ".")
+    if variant.get("type") == "array":
+        items = variant.get("items", {})
+        kind = "whole numbers" if items.get("type") == "integer" else "values"
+        parts.append(f"Enter {kind} separated by commas.")
+        parts.append(describe_range(items).replace("Range:", "Range of each:"))
+        if "maxItems" in variant:
+            parts.append(f"At most {variant['maxItems']} values.")
+    if variant.get("type") == "string" and "maxLength" in variant:
+        parts.append(f"At most {variant['maxLength']} characters.")
+    if "$ref" in variant:
+        parts.append('Or a JSON object such as {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}.')
+    return parts
+
+
 def help_text(field: Field) -> str:
-    """Describe a field with its unit, range and allowed values, from the schema."""
+    """Describe a field with its meaning, unit, range and allowed values, all taken from the schema."""
     schema = field.schema
     parts = [schema.get("description", "")]
-    variants = [schema] + [option for option in schema.get("anyOf", []) if option.get("type") != "null"]
-    for variant in variants:
-        low = variant.get("minimum", variant.get("exclusiveMinimum"))
-        high = variant.get("maximum", variant.get("exclusiveMaximum"))
-        if low is not None or high is not None:
-            low_text = "" if low is None else (f"> {low}" if "exclusiveMinimum" in variant else f"≥ {low}")
-            high_text = "" if high is None else (f"< {high}" if "exclusiveMaximum" in variant else f"≤ {high}")
-            parts.append("Range: " + ", ".join(text for text in (low_text, high_text) if text) + ".")
-        if "enum" in variant:
-            parts.append("Allowed: " + ", ".join(str(value) for value in variant["enum"]) + ".")
+    for variant in _variants(schema):
+        parts.extend(_describe_variant(variant))
     if field.nullable:
-        parts.append("Leave empty for the default.")
+        if _kind(field) == "select":
+            parts.append(f"Choose {UNSET} to use the default.")
+        else:
+            parts.append("Leave empty for the default.")
     return " ".join(part for part in parts if part)
+
+
+def schema_property(openapi: dict[str, Any], model: str, name: str) -> dict[str, Any]:
+    """Return the JSON schema of one property of a component, such as RunSpec.seed."""
+    return openapi["components"]["schemas"][model]["properties"][name]
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -116,8 +168,7 @@ def _display_value(field: Field, value: Any) -> Any:
 
 
 def _kind(field: Field) -> str:
-    schema = field.schema
-    options = [option for option in schema.get("anyOf", []) if option.get("type") != "null"] or [schema]
+    options = _variants(field.schema)
     if len(options) > 1:
         return "json"
     option = options[0]
@@ -142,7 +193,7 @@ def render_field(field: Field) -> None:
     help_message = help_text(field)
     label = field.path.rsplit(".", 1)[-1]
     if kind == "select":
-        options = [option for option in field.schema.get("anyOf", [field.schema]) if "enum" in option][0]["enum"]
+        options = [variant for variant in _variants(field.schema) if "enum" in variant][0]["enum"]
         st.selectbox(label, ([UNSET] if field.nullable else []) + list(options), key=field.key, help=help_message)
     elif kind == "bool":
         st.checkbox(label, key=field.key, help=help_message)
@@ -156,8 +207,7 @@ def render_field(field: Field) -> None:
 
 
 def _bounds(field: Field) -> tuple[int | None, int | None]:
-    options = [option for option in field.schema.get("anyOf", []) if option.get("type") == "integer"] or [field.schema]
-    option = options[0]
+    option = [variant for variant in _variants(field.schema) if variant.get("type") == "integer"][0]
     low, high = option.get("minimum"), option.get("maximum")
     return (None if low is None else int(low)), (None if high is None else int(high))
 

@@ -1,4 +1,4 @@
-"""Runs page: every run with its live status and progress."""
+"""Runs page: every run with its live status, progress and worker, filters by status and sweep, and actions."""
 
 from __future__ import annotations
 
@@ -14,15 +14,66 @@ STATUSES = ["all", "queued", "running", "succeeded", "failed", "cancelled", "div
 st.title("Runs")
 
 filter_columns = st.columns([1, 1, 1])
-status = filter_columns[0].selectbox("Status", STATUSES, key="runs.status")
-sweep_text = filter_columns[1].text_input("Sweep id", value=st.query_params.get("sweep", ""), key="runs.sweep")
-page_number = filter_columns[2].number_input("Page", min_value=1, value=1, step=1, key="runs.page")
+status = filter_columns[0].selectbox("Status", STATUSES, key="runs.status", help="Show only runs in this status.")
+sweep_text = filter_columns[1].text_input(
+    "Sweep id",
+    value=st.query_params.get("sweep", ""),
+    key="runs.sweep",
+    help="Show only the runs of this sweep (a whole number). The sweep column links here too.",
+)
+page_number = filter_columns[2].number_input(
+    "Page", min_value=1, value=1, step=1, key="runs.page", help=f"{PAGE_SIZE} runs per page, newest first."
+)
 
 try:
     sweep_id = int(sweep_text) if sweep_text.strip() else None
 except ValueError:
     st.error(f"Sweep id must be a whole number; received {sweep_text!r}")
     st.stop()
+if sweep_id is None:
+    st.query_params.pop("sweep", None)
+else:
+    st.query_params["sweep"] = str(sweep_id)
+
+
+def _run_action(action: str, target: str, call) -> None:  # type: ignore[no-untyped-def]
+    """Call the API, report the outcome in the page and refresh the cached run lists."""
+    try:
+        result = call()
+    except GateLabError as error:
+        api.show_error(error)
+        return
+    st.success(f"{action} {target}: {result}")
+    api.clear_live_caches()
+
+
+def sweep_actions(sweep_id: int) -> None:
+    """Draw the links and buttons that act on a whole sweep."""
+    columns = st.columns([2, 1, 1])
+    columns[0].markdown(f"Sweep {sweep_id}: [plots and table](sweep?sweep={sweep_id}) · [all runs](runs)")
+    client = api.get_client()
+    if columns[1].button("Cancel sweep", key="runs.cancel_sweep", help="Cancel every queued or running run of this sweep."):
+        _run_action(
+            "Cancel requested for",
+            f"sweep {sweep_id}",
+            lambda: "runs now " + _counts(client.cancel_sweep(sweep_id)["status_counts"]),
+        )
+    if columns[2].button(
+        "Retry sweep", key="runs.retry_sweep", help="Queue every failed, lost, cancelled or diverged run of this sweep again."
+    ):
+        _run_action(
+            "Retried",
+            f"sweep {sweep_id}",
+            lambda: f"{len(client.retry_sweep(sweep_id))} runs queued again",
+        )
+
+
+def _counts(status_counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in sorted(status_counts.items()))
+
+
+if sweep_id is not None:
+    sweep_actions(sweep_id)
 
 
 @st.fragment(run_every=api.LIVE_TTL_SECONDS)
@@ -32,18 +83,23 @@ def runs_table() -> None:
     except GateLabError as error:
         api.show_error(error)
         return
+    if not page["data"] and (sweep_id is not None or status != "all"):
+        st.info("No runs match these filters.")
+        return
     if not page["data"]:
         st.info("No runs yet. Launch one on the Launch page, or POST a spec to /api/runs.")
         return
 
     frame = pd.DataFrame(page["data"])
     frame["link"] = "run?run=" + frame["id"].astype(str)
+    frame["sweep"] = frame["sweep_id"].map(lambda value: None if pd.isna(value) else f"runs?sweep={int(value)}")
     frame["worker"] = frame["worker"].fillna("") + frame["gpu"].fillna("").map(lambda gpu: f" ({gpu})" if gpu else "")
     columns = [
         "link", "name", "status", "progress", "epoch", "total_epochs", "gate_kind", "gate_loss_weight",
-        "seed", "test_accuracy", "skip_rate", "worker", "sweep_id",
+        "seed", "test_accuracy", "skip_rate", "worker", "sweep",
     ]
-    st.caption(f"{page['count']} runs; page {page_number} of {max(1, -(-page['count'] // PAGE_SIZE))}. Refreshes every {api.LIVE_TTL_SECONDS} s.")
+    pages = max(1, -(-page["count"] // PAGE_SIZE))
+    st.caption(f"{page['count']} runs; page {page_number} of {pages}. Refreshes every {api.LIVE_TTL_SECONDS} s.")
     st.dataframe(
         frame[columns],
         hide_index=True,
@@ -53,8 +109,9 @@ def runs_table() -> None:
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
             "gate_loss_weight": st.column_config.NumberColumn("λ", format="%g"),
             "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.4f"),
-            "skip_rate": st.column_config.NumberColumn("skip rate", format="%.3f"),
-            "worker": st.column_config.TextColumn("worker (GPU)"),
+            "skip_rate": st.column_config.NumberColumn("skip rate", format="%.3f", help="Share of test images with g < 0.5."),
+            "worker": st.column_config.TextColumn("worker (GPU)", help="Celery worker that trains the run, and its GPU."),
+            "sweep": st.column_config.LinkColumn("sweep", display_text=r"runs\?sweep=(\d+)", help="Show only this sweep."),
         },
     )
 
@@ -63,18 +120,9 @@ runs_table()
 
 with st.expander("Cancel or retry a run"):
     action_columns = st.columns([1, 1, 1])
-    run_id = action_columns[0].number_input("Run id", min_value=1, step=1, key="runs.action_id")
-    if action_columns[1].button("Cancel", key="runs.cancel"):
-        try:
-            api.get_client().cancel(int(run_id))
-            st.success(f"Cancel requested for run {run_id}.")
-            api.clear_live_caches()
-        except GateLabError as error:
-            api.show_error(error)
-    if action_columns[2].button("Retry", key="runs.retry"):
-        try:
-            api.get_client().retry(int(run_id))
-            st.success(f"Run {run_id} is queued again.")
-            api.clear_live_caches()
-        except GateLabError as error:
-            api.show_error(error)
+    run_id = int(action_columns[0].number_input("Run id", min_value=1, step=1, key="runs.action_id"))
+    client = api.get_client()
+    if action_columns[1].button("Cancel", key="runs.cancel", help="Cancel the run if it is queued or running."):
+        _run_action("Cancel requested for", f"run {run_id}", lambda: f"status {client.cancel(run_id)['status']}")
+    if action_columns[2].button("Retry", key="runs.retry", help="Queue the run again if it failed, was lost, cancelled or diverged."):
+        _run_action("Retried", f"run {run_id}", lambda: f"status {client.retry(run_id)['status']}")
