@@ -412,6 +412,117 @@ class GateLabClient:
             frame = pd.concat([frame, pd.DataFrame(values, columns=columns, index=frame.index)], axis=1)
         return frame
 
+    # Per-sample analyses
+
+    def submit_analysis(self, run_id: int, kind: str, params: JSON | None = None) -> JSON:
+        """Queue an analysis (ood, hard_skip or train_samples) of a succeeded run; return it with status queued."""
+        return self._json("POST", f"/api/runs/{run_id}/analyses", json={"kind": kind, "params": params or {}})
+
+    def list_analyses(self, run_id: int, kind: str | None = None, skip: int = 0, limit: int = 100) -> Page[JSON]:
+        params = _drop_none({"kind": kind, "skip": skip, "limit": limit})
+        return self._json("GET", f"/api/runs/{run_id}/analyses", params=params)
+
+    def get_analysis(self, analysis_id: int) -> JSON:
+        return self._json("GET", f"/api/analyses/{analysis_id}")
+
+    def wait_analysis(self, analysis_id: int, timeout: float | None = None, poll_interval: float = 2.0) -> JSON:
+        """Poll until the analysis succeeds or fails and return it; raise TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            analysis = self.get_analysis(analysis_id)
+            if analysis["status"] in ("succeeded", "failed"):
+                return analysis
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"analysis {analysis_id} did not finish within {timeout} s")
+            time.sleep(poll_interval)
+
+    def distributions(self, run_id: int, **params: Any) -> JSON:
+        """Return the g histogram, skip rate per class and unit x class heatmap of a run's results."""
+        return self._json("GET", f"/api/runs/{run_id}/analysis/distributions", params=_drop_none(params))
+
+    def difficulty(self, run_id: int, score_set: int | None = None, **params: Any) -> JSON:
+        """Return Spearman correlations of g and, with a score set, the skip rate by score decile."""
+        query = _drop_none({"score_set": score_set, **params})
+        return self._json("GET", f"/api/runs/{run_id}/analysis/difficulty", params=query)
+
+    def compare_runs(self, a: int, b: int, threshold: float = 0.5, **params: Any) -> JSON:
+        """Return one page of the images whose skip decision differs between runs `a` and `b`."""
+        query = _drop_none({"a": a, "b": b, "threshold": threshold, **params})
+        return self._json("GET", "/api/runs/compare", params=query)
+
+    def sweep_table(self, sweep_id: int) -> JSON:
+        return self._json("GET", f"/api/sweeps/{sweep_id}/table")
+
+    def sweep_table_csv(self, sweep_id: int) -> str:
+        return self._request("GET", f"/api/sweeps/{sweep_id}/table", params={"format": "csv"}).text
+
+    def upload_score_set(
+        self,
+        source: str | Path | bytes,
+        dataset: str,
+        split: str,
+        name: str | None = None,
+        key_column: str | None = None,
+        score_column: str | None = None,
+        filename: str = "scores.csv",
+    ) -> JSON:
+        """Import a CSV of (path or index, score) rows, from a file path or bytes, as a score set of one split."""
+        if isinstance(source, bytes):
+            content = source
+        else:
+            content = Path(source).read_bytes()
+            filename = Path(source).name
+        fields = _drop_none(
+            {"dataset": dataset, "split": split, "name": name, "key_column": key_column, "score_column": score_column}
+        )
+        files = {"file": (filename, content, "text/csv")}
+        return self._json("POST", "/api/score-sets", data=fields, files=files)
+
+    def list_score_sets(self, skip: int = 0, limit: int = 100) -> Page[JSON]:
+        return self._json("GET", "/api/score-sets", params={"skip": skip, "limit": limit})
+
+    # Baselines
+
+    def import_baseline(
+        self,
+        path: str | Path,
+        arch: str,
+        normalization: str,
+        name: str | None = None,
+        dataset: str = "cifar10",
+        test_datasets: Iterable[str] = (),
+        timeout: float = 3600.0,
+    ) -> JSON:
+        """Upload a checkpoint as a baseline and return {"created": bool, "baseline": {...}}.
+
+        The API measures the checkpoint on each test set during the request, which takes
+        minutes for 10,000 images on a CPU, hence the long default `timeout` in seconds.
+        """
+        path = Path(path)
+        form: dict[str, Any] = {"arch": arch, "normalization": normalization, "dataset": dataset}
+        if name is not None:
+            form["name"] = name
+        if test_datasets:
+            form["test_dataset"] = list(test_datasets)
+        with path.open("rb") as file:
+            files = {"file": (path.name, file, "application/octet-stream")}
+            return self._json("POST", "/api/baselines", data=form, files=files, timeout=timeout)
+
+    def list_baselines(self, skip: int = 0, limit: int = 100) -> JSON:
+        return self._json("GET", "/api/baselines", params={"skip": skip, "limit": limit})
+
+    def all_baselines(self) -> list[JSON]:
+        """Return every baseline, newest first, following the pagination."""
+        baselines: list[JSON] = []
+        while True:
+            page = self.list_baselines(skip=len(baselines), limit=1000)
+            baselines.extend(page["data"])
+            if not page["data"] or len(baselines) >= page["count"]:
+                return baselines
+
+    def get_baseline(self, baseline_id: int) -> JSON:
+        return self._json("GET", f"/api/baselines/{baseline_id}")
+
 
 def _error_from_response(response: httpx.Response) -> GateLabError:
     """Build the error for a non-2xx response, keeping the server's message word for word."""
