@@ -452,3 +452,43 @@ class SweepTable(BaseModel):
     baseline_run_id: int | None
     baseline_test_accuracy: float | None
     rows: list[SweepTableRow]
+
+
+# Baselines: imported checkpoints that runs can start from.
+
+
+class BaselineEvaluationPublic(BaseModel):
+    dataset: str = Field(description="Test set: a data set name (its test split) or npz:PATH.")
+    correct: int = Field(description="Images classified correctly.")
+    count: int = Field(description="Images evaluated.")
+    accuracy: float = Field(description="correct / count.")
+    seconds: float = Field(description="Time the evaluation took, in seconds.")
+    device: str = Field(description="Torch device of the evaluation, which always runs in float32.")
+    created_at: datetime
+
+
+class BaselinePublic(BaseModel):
+    id: int
+    name: str
+    arch: str = Field(description="Short name of the network, such as resnet56.")
+    dataset: str = Field(description="Data set the checkpoint was trained on.")
+    model_spec: dict[str, Any] = Field(description="The network as a run spec's model section; runs from it must match.")
+    normalization: dict[str, Any] = Field(description="Per-channel mean and std on the 0-1 scale that it was trained with.")
+    normalization_name: str = Field(description="'imagenet' or 'cifar' when the values are that preset, else MEAN/STD.")
+    source_filename: str = Field(description="Name of the uploaded file; kept for display only.")
+    sha256: str = Field(description="SHA-256 of the uploaded file.")
+    report: dict[str, Any] = Field(
+        description="How the file's tensors matched the network: counts loaded and renamed, and the names left over."
+    )
+    evaluations: list[BaselineEvaluationPublic] = Field(description="Accuracy on each test set, measured at import.")
+    created_at: datetime
+
+
+class BaselineImportResult(BaseModel):
+    created: bool = Field(
+        description=(
+            "False when the same file was imported before with the same arch, data set and normalisation: "
+            "the existing baseline is returned, measured on any test set it lacked."
+        )
+    )
+    baseline: BaselinePublic
