@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gatelab.cli_baselines import baselines_app
 from gatelab.cli_output import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -34,6 +35,7 @@ from gatelab.settings import get_settings
 app = typer.Typer(help="GateLab: run and analyse gating experiments on residual networks.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(baselines_app, name="baselines")
 
 
 class ExportFormatChoice(str, enum.Enum):
