@@ -18,6 +18,12 @@ navigation = st.navigation(
         st.Page(PAGES / "launch.py", title="Launch", url_path="launch"),
         st.Page(PAGES / "sweep.py", title="Sweep", url_path="sweep"),
         st.Page(PAGES / "run.py", title="Run", url_path="run"),
+        st.Page(PAGES / "distributions.py", title="Distributions", url_path="distributions"),
+        st.Page(PAGES / "difficulty.py", title="Difficulty", url_path="difficulty"),
+        st.Page(PAGES / "ood.py", title="Out-of-distribution", url_path="ood"),
+        st.Page(PAGES / "hard_skip.py", title="Hard skip", url_path="hard-skip"),
+        st.Page(PAGES / "compare.py", title="Compare runs", url_path="compare"),
+        st.Page(PAGES / "reproducibility.py", title="Reproducibility", url_path="reproducibility"),
     ]
 )
 navigation.run()

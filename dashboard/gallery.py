@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import api
@@ -13,16 +12,12 @@ TILES_PER_ROW = 6
 ROWS_PER_PAGE = 4
 
 
-def _classes(samples: pd.DataFrame) -> list[str]:
-    names = samples[["label", "label_name"]].drop_duplicates().sort_values("label")
-    return [f"{row.label}: {row.label_name}" for row in names.itertuples()]
-
-
-def render_gallery(run_id: int, spec: dict[str, Any], threshold: float, samples: pd.DataFrame) -> None:
+def render_gallery(run_id: int, spec: dict[str, Any], threshold: float, class_names: list[str]) -> None:
     """Draw the two galleries side by side; every query is paginated in SQL by the API."""
     st.subheader("Gallery")
     filter_columns = st.columns([2, 1, 2])
-    chosen = filter_columns[0].multiselect("Classes", _classes(samples), key="gallery.classes")
+    options = [f"{label}: {name}" for label, name in enumerate(class_names)]
+    chosen = filter_columns[0].multiselect("Classes", options, key="gallery.classes")
     outcome = filter_columns[1].selectbox("Prediction", ["all", "correct", "wrong"], key="gallery.outcome")
     gate_range = filter_columns[2].slider("g range", 0.0, 1.0, (0.0, 1.0), step=0.01, key="gallery.range")
     labels = [int(choice.split(":")[0]) for choice in chosen] or None
@@ -65,10 +60,17 @@ def _gallery_half(
         limit=page_size,
     )
     st.markdown(f"**{title}**: {page['count']} images, sorted by g {'ascending' if sort == 'gate' else 'descending'}.")
-    rows = page["data"]
-    for start in range(0, len(rows), TILES_PER_ROW):
+    tiles = []
+    for sample in page["data"]:
+        mark = "✓" if sample["correct"] else "✗"
+        caption = f"g={sample['gate']:.3f} {mark}\n{sample['label_name']} → {sample['prediction_name']}"
+        tiles.append((sample["index"], caption))
+    render_tiles(dataset, "test", tiles)
+
+
+def render_tiles(dataset: str, split: str, tiles: list[tuple[int, str]]) -> None:
+    """Draw images of a data set split as tiles, TILES_PER_ROW per row, each (index, caption)."""
+    for start in range(0, len(tiles), TILES_PER_ROW):
         columns = st.columns(TILES_PER_ROW)
-        for column, sample in zip(columns, rows[start : start + TILES_PER_ROW]):
-            mark = "✓" if sample["correct"] else "✗"
-            caption = f"g={sample['gate']:.3f} {mark}\n{sample['label_name']} → {sample['prediction_name']}"
-            column.image(api.image(dataset, "test", sample["index"]), caption=caption, width="stretch")
+        for column, (index, caption) in zip(columns, tiles[start : start + TILES_PER_ROW]):
+            column.image(api.image(dataset, split, index), caption=caption, width="stretch")

@@ -450,6 +450,11 @@ class GateLabClient:
         query = _drop_none({"a": a, "b": b, "threshold": threshold, **params})
         return self._json("GET", "/api/runs/compare", params=query)
 
+    def compare_runs_csv(self, a: int, b: int, threshold: float = 0.5, **params: Any) -> str:
+        """Return every image whose skip decision differs between runs `a` and `b`, as CSV."""
+        query = _drop_none({"a": a, "b": b, "threshold": threshold, **params, "format": "csv"})
+        return self._request("GET", "/api/runs/compare", params=query).text
+
     def sweep_table(self, sweep_id: int) -> JSON:
         return self._json("GET", f"/api/sweeps/{sweep_id}/table")
 

@@ -1,10 +1,10 @@
-"""Run page: training curves, the gate histogram and a gallery of images that skip or use the gated stage."""
+"""Run page: training curves, the gate histogram, a gallery of images that skip or use the gated stage, and re-run."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import api, charts
+from dashboard import analysis_api, api, charts
 from dashboard.gallery import render_gallery
 from gatelab.client import GateLabError
 
@@ -41,6 +41,27 @@ st.caption(
     f"{spec['model']['arch']} depth {spec['model']['depth']}, gate {run['gate_kind']}, λ = {run['gate_loss_weight']:g}, "
     f"seed {run['seed']}. Worker: {run['worker'] or '—'}. [Clone and edit](launch?clone={run_id})"
 )
+st.markdown(
+    " · ".join(
+        f"[{title}]({path}?run={run_id})"
+        for title, path in (
+            ("Distributions", "distributions"),
+            ("Difficulty", "difficulty"),
+            ("Out-of-distribution", "ood"),
+            ("Hard skip", "hard-skip"),
+            ("Compare", "compare"),
+            ("Reproducibility", "reproducibility"),
+        )
+    )
+)
+if st.button("Re-run with the same spec", key="run.rerun", help="Queue a new run with this run's spec."):
+    try:
+        new_run = api.get_client().rerun(run_id)
+    except GateLabError as error:
+        api.show_error(error)
+    else:
+        api.clear_live_caches()
+        st.success(f"Run {new_run['id']} is queued with the same spec: [open it](run?run={new_run['id']})")
 
 metrics = api.metrics(run_id)
 if metrics.empty:
@@ -63,9 +84,9 @@ threshold = st.slider(
     step=0.01,
     key="run.threshold",
 )
-samples = api.all_samples(run_id)
-skipped = float((samples["gate"] < threshold).mean())
-st.plotly_chart(charts.gate_histogram(samples, threshold), width="stretch")
-st.caption(f"{skipped:.1%} of {len(samples)} test images have g < {threshold:.2f}.")
+distributions = analysis_api.distributions(run_id, threshold)
+st.plotly_chart(charts.gate_histogram(distributions["histogram"], threshold), width="stretch")
+st.caption(f"{distributions['skip_rate']:.1%} of {distributions['count']} test images have g < {threshold:.2f}.")
 
-render_gallery(run_id, spec, threshold, samples)
+class_names = [row["class_name"] for row in distributions["classes"]]
+render_gallery(run_id, spec, threshold, class_names)

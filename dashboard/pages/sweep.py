@@ -1,11 +1,26 @@
-"""Sweep page: test accuracy against lambda, with the baseline, and the table of results."""
+"""Sweep page: test accuracy against lambda, with the baseline, and the study's table of results over seeds."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import api, charts
+from dashboard import analysis_api, api, charts
 from gatelab.client import GateLabError
+
+TABLE_COLUMNS = [
+    "lambda",
+    "runs",
+    "finished",
+    "mean_test_accuracy",
+    "std_test_accuracy",
+    "median_test_accuracy",
+    "mean_train_loss",
+    "mean_gate",
+    "skip_rate",
+    "published_test_accuracy",
+    "published",
+]
 
 st.title("Sweep")
 
@@ -41,14 +56,25 @@ if baseline_accuracy is None and not runs.empty:
     if not ungated.empty:
         baseline_accuracy = float(ungated["test_accuracy"].mean())
 
-gated = runs[runs["gate_kind"] != "none"] if not runs.empty else runs
-summary = charts.sweep_summary(gated)
+try:
+    table = analysis_api.sweep_table(sweep_id)
+except GateLabError as error:
+    api.show_error(error)
+    st.stop()
+summary = pd.DataFrame(table["rows"], columns=TABLE_COLUMNS)
+numeric = [name for name in TABLE_COLUMNS if name != "published"]
+summary[numeric] = summary[numeric].apply(pd.to_numeric)
 if summary["finished"].sum() == 0:
     st.info("No run of this sweep has finished yet; the plot appears when the first one succeeds.")
 else:
     st.plotly_chart(charts.accuracy_vs_lambda(summary, baseline_accuracy), width="stretch")
 
 st.subheader("Results by λ")
+st.caption(
+    "Test accuracy over the seeds of each λ: mean, sample standard deviation and median; training loss and skip "
+    "rate are means over the finished runs. The published column is the study's figure for this network, "
+    "from the preset the sweep came from, where one is known."
+)
 st.dataframe(
     summary,
     hide_index=True,
@@ -61,9 +87,13 @@ st.dataframe(
         "mean_train_loss": st.column_config.NumberColumn("training loss", format="%.4f"),
         "mean_gate": st.column_config.NumberColumn("mean g", format="%.3f"),
         "skip_rate": st.column_config.NumberColumn("skip rate", format="%.3f"),
+        "published_test_accuracy": st.column_config.NumberColumn("published accuracy", format="%.4f"),
+        "published": st.column_config.TextColumn("published source"),
     },
 )
-st.download_button("Download CSV", summary.to_csv(index=False), file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
+st.download_button(
+    "Download CSV", analysis_api.sweep_table_csv(sweep_id), file_name=f"sweep-{sweep_id}-table.csv", mime="text/csv"
+)
 
 st.subheader("Runs")
 if not runs.empty:
