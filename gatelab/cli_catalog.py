@@ -7,8 +7,10 @@ these commands, and `gatelab.cli` adds them to the `gatelab` command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -59,6 +61,24 @@ def _table(title: str, text_columns: tuple[str, ...], number_columns: tuple[str,
     return table
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run the block with one intra-op thread, then restore the previous count.
+
+    The counts come from batch-1 forward passes, which gain nothing from more threads.
+    On a 2-core machine busy with other jobs, describe_architectures(10) took about
+    60 s with 2 threads and 4 s with 1 (measured with time.time around the call).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @catalog_app.command()
 def models(
     classes: Annotated[int, typer.Option("--classes", min=2, help="Number of output classes (10 for CIFAR-10, 100 for CIFAR-100).")] = 10,
@@ -67,7 +87,8 @@ def models(
     """List every study network with every gate kind: parameters and multiply-accumulates per 32x32 image."""
     from gating_core.models.complexity import describe_architectures
 
-    rows = describe_architectures(classes)
+    with _one_torch_thread():
+        rows = describe_architectures(classes)
     if as_json:
         _print_json(rows)
         return
