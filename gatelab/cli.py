@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from gatelab.cli_baselines import baselines_app
+from gatelab.cli_catalog import catalog_app
 from gatelab.cli_output import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -36,6 +37,7 @@ app = typer.Typer(help="GateLab: run and analyse gating experiments on residual 
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(baselines_app, name="baselines")
+app.add_typer(catalog_app)  # models, presets
 
 
 class ExportFormatChoice(str, enum.Enum):
