@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from gatelab.cli_catalog import catalog_app
+from gatelab.cli import app
 from gatelab.settings import get_settings
 from gating_core.models.complexity import describe_architectures
 from gating_core.presets import list_presets
@@ -60,7 +60,7 @@ def cli_env(api_url, monkeypatch):
 
 
 def invoke(*args: str):
-    return runner.invoke(catalog_app, list(args))
+    return runner.invoke(app, list(args))
 
 
 def test_models_json_lists_every_combination():
