@@ -84,7 +84,11 @@ def models(
     classes: Annotated[int, typer.Option("--classes", min=2, help="Number of output classes (10 for CIFAR-10, 100 for CIFAR-100).")] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """List every study network with every gate kind: parameters and multiply-accumulates per 32x32 image."""
+    """List every study network with every gate kind: parameters and multiply-accumulates per 32x32 image.
+
+    For block-level gates, "skippable MACs" are those of the gated stage's units after
+    the first, which a hard skip saves on each skipped image.
+    """
     from gating_core.models.complexity import describe_architectures
 
     with _one_torch_thread():
@@ -93,7 +97,7 @@ def models(
         _print_json(rows)
         return
     title = f"{classes} classes, MACs of Conv2d and Linear layers per 32x32 image"
-    numbers = ("gated\nstage", "gates", "params", "gate\nparams", "MACs", "stage\nMACs")
+    numbers = ("gated\nstage", "gates", "params", "gate\nparams", "MACs", "skippable\nMACs")
     table = _table(title, ("network", "gate"), numbers)
     for row in rows:
         table.add_row(
