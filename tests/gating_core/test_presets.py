@@ -382,3 +382,17 @@ def test_mismatched_tensor_is_reported():
     assert report.as_dict()["mismatched"] == {"linear.weight": [[10, 64], [5, 64]]}
     assert torch.equal(model.linear.weight, before)
     assert torch.equal(model.conv1.weight, weights["conv1.weight"])
+
+
+@pytest.mark.parametrize("name", ["cifar100-resnet110-model2-sigmoid", "cifar100-resnet110-two_way-3x3"])
+def test_cifar100_preset_builds_100_class_head(name):
+    body = get_preset(name).sweep_body(overrides={"model.depth": 8, "model.gate.hidden_units": 16})
+    spec = expand(body)[0]
+    model = build_model(spec.model, 100)
+
+    output = model(torch.randn(2, 3, 32, 32))
+
+    assert spec.data.dataset == "cifar100"
+    assert output.logits.shape == (2, 100)
+    assert output.gates.shape[0] == 2
+    assert torch.isfinite(output.logits).all()
