@@ -304,7 +304,8 @@ def _apply_override(base: dict[str, Any], grid: Mapping[str, list[Any]], key: st
         child = target.get(part)
         if not isinstance(child, dict):
             prefix = ".".join(parts[: position + 1])
-            raise PresetError(f"overrides.{key}", f"{prefix!r} is not a section of the run spec", key)
+            message = f"{prefix!r} is not a section of the run spec. Use dotted spec fields such as train.epochs"
+            raise PresetError(f"overrides.{key}", message, key)
         target = child
     target[parts[-1]] = value
 
@@ -448,7 +449,11 @@ PRESETS: dict[str, Preset] = _build_catalogue()
 
 
 def list_presets() -> list[Preset]:
-    """Return every preset in catalogue order: per data set, baselines, block gates, layer gates."""
+    """Return every preset in catalogue order.
+
+    Per data set: baselines, ResNet-110 block gates, layer gates, then (CIFAR-10 only)
+    ResNet-34 block gates.
+    """
     return list(PRESETS.values())
 
 
