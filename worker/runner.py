@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import traceback
@@ -31,7 +32,16 @@ SKIP_THRESHOLD = 0.5
 
 
 def run_directory(settings: Settings, run_id: int) -> Path:
-    return settings.resolved_artifact_dir / "runs" / str(run_id)
+    return settings.resolved_artifact_dir / "runs" / str(int(run_id))
+
+
+def artifact_file(settings: Settings, path: Path) -> Path:
+    """Return `path` resolved, or raise ValueError when it lies outside the artifact directory."""
+    root = settings.resolved_artifact_dir.resolve()
+    resolved = path.expanduser().resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"artifact path must stay inside the artifact directory {root}; received {str(path)!r}")
+    return resolved
 
 
 def checkpoint_path(settings: Settings, run_id: int) -> Path:
@@ -117,7 +127,12 @@ def describe_gpu() -> str | None:
 
 
 def execute_run(run_id: int, worker_name: str, settings: Settings) -> str:
-    """Train one run end to end and return the status it ended with, or 'skipped'."""
+    """Train one run end to end and return the status it ended with, 'skipped' or 'released'.
+
+    'skipped' means that another worker holds the run or that it is no longer
+    queued, so this message was a duplicate. 'released' means that the run was
+    taken over (by the reaper or another worker) while this worker trained it.
+    """
     sessions = session_factory(settings.resolved_database_url)
     with sessions() as session:
         token = run_storage.claim_run(session, run_id, worker_name, describe_gpu(), settings.heartbeat_timeout)
@@ -125,26 +140,13 @@ def execute_run(run_id: int, worker_name: str, settings: Settings) -> str:
         if token is None or run is None:
             logger.info("run %s is not free (status %s); dropping this message", run_id, run.status if run else "missing")
             return "skipped"
-        spec = RunSpec.model_validate(run.spec)
         logger.info("worker %s claimed run %s (attempt %d)", worker_name, run_id, run.attempts)
+        raw_spec = run.spec
 
     heartbeat = Heartbeat(sessions, run_id, token, settings.heartbeat_interval)
     heartbeat.start()
     try:
-        init_weights, normalization = resolve_initialisation(sessions, spec, settings)
-        result = run_experiment(
-            spec,
-            data_dir=settings.resolved_data_dir,
-            cache_dir=settings.resolved_cache_dir,
-            device=settings.device,
-            callbacks=[DatabaseCallback(sessions, run_id, heartbeat)],
-            checkpoint_path=checkpoint_path(settings, run_id),
-            init_weights=init_weights,
-            normalization=normalization,
-            allow_download=settings.allow_download,
-        )
-        heartbeat.finished.set()
-        return store_success(sessions, run_id, token, result)
+        return _train_and_store(sessions, run_id, token, raw_spec, heartbeat, settings)
     except DivergenceError as error:
         heartbeat.finished.set()
         return store_divergence(sessions, run_id, token, error)
@@ -162,6 +164,33 @@ def execute_run(run_id: int, worker_name: str, settings: Settings) -> str:
         return RunStatus.FAILED.value
     finally:
         heartbeat.finished.set()
+
+
+def _train_and_store(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    token: str,
+    raw_spec: dict[str, Any],
+    heartbeat: Heartbeat,
+    settings: Settings,
+) -> str:
+    # Validated here rather than at claim time, so that a stored spec this
+    # version cannot read ends the run as failed instead of killing the task.
+    spec = RunSpec.model_validate(raw_spec)
+    init_weights, normalization = resolve_initialisation(sessions, spec, settings)
+    result = run_experiment(
+        spec,
+        data_dir=settings.resolved_data_dir,
+        cache_dir=settings.resolved_cache_dir,
+        device=settings.device,
+        callbacks=[DatabaseCallback(sessions, run_id, heartbeat)],
+        checkpoint_path=checkpoint_path(settings, run_id),
+        init_weights=init_weights,
+        normalization=normalization,
+        allow_download=settings.allow_download,
+    )
+    heartbeat.finished.set()
+    return store_success(sessions, run_id, token, result)
 
 
 def resolve_initialisation(
@@ -182,7 +211,7 @@ def resolve_initialisation(
         baseline = session.get(Baseline, spec.init.id)
         if baseline is None:
             raise ValueError(f"init.id {spec.init.id}: baseline not found")
-        weights_path = Path(baseline.weights_path)
+        weights_path = artifact_file(settings, Path(baseline.weights_path))
         normalization = Normalization.model_validate(baseline.normalization)
     weights = torch.load(weights_path, map_location="cpu", weights_only=True)
     return weights, normalization
@@ -228,11 +257,16 @@ def store_divergence(sessions: sessionmaker[Session], run_id: int, token: str, e
     divergence = {
         "epoch": error.epoch,
         "iteration": error.iteration,
-        "last_finite_metrics": error.last_finite.as_dict() if error.last_finite else None,
+        "last_finite_metrics": _finite_values(error.last_finite.as_dict()) if error.last_finite else None,
     }
     with sessions() as session:
         run_storage.finish_run(session, run_id, token, RunStatus.DIVERGED, error=str(error), divergence=divergence)
     return RunStatus.DIVERGED.value
+
+
+def _finite_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Replace NaN and infinite floats by None: PostgreSQL's JSONB and strict JSON reject them."""
+    return {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in values.items()}
 
 
 def _summarise_error(error: Exception) -> str:
