@@ -172,8 +172,14 @@ def mark_lost_runs(session: Session, heartbeat_timeout: float, max_attempts: int
     the runs that stay lost because they used up `max_attempts`.
     """
     stale_before = datetime.now(timezone.utc) - timedelta(seconds=heartbeat_timeout)
+    # FOR UPDATE makes PostgreSQL re-check the condition on rows that a worker's
+    # heartbeat changed meanwhile, and SKIP LOCKED lets two API replicas reap
+    # side by side without taking the same run. SQLite ignores the clause and
+    # serialises writers instead.
     stale = session.scalars(
-        select(Run).where(Run.status == RunStatus.RUNNING.value, Run.heartbeat_at < stale_before)
+        select(Run)
+        .where(Run.status == RunStatus.RUNNING.value, Run.heartbeat_at < stale_before)
+        .with_for_update(skip_locked=True)
     ).all()
     requeued: list[Run] = []
     exhausted: list[Run] = []
