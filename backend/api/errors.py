@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from backend.services.grid import SpecError
 
@@ -70,15 +70,26 @@ async def _spec_error_handler(_request: Request, error: SpecError) -> JSONRespon
     return validation_response([entry])
 
 
+# Seconds that a 503 asks the client to wait; a restarting PostgreSQL is usually back by then.
+RETRY_AFTER_SECONDS = 5
+
+
 async def _database_unavailable_handler(request: Request, error: DBAPIError) -> JSONResponse:
-    if isinstance(error, OperationalError) or error.connection_invalidated:
-        logger.error("database unavailable during %s %s: %s", request.method, request.url.path, error.orig)
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "the database is unavailable; retry in a few seconds", "message": "database unavailable"},
-            headers={"Retry-After": "5"},
-        )
-    raise error
+    """Answer 503 when the database cannot be reached; any other database error stays a 500."""
+    if not (isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated):
+        raise error
+    logger.error("database unavailable during %s %s: %s", request.method, request.url.path, error.orig)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={
+            "detail": (
+                f"the database is unavailable ({type(error.orig).__name__}). Retry in {RETRY_AFTER_SECONDS} s; "
+                "if this persists, check that the database server is running."
+            ),
+            "message": "database unavailable",
+        },
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
