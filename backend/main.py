@@ -22,6 +22,10 @@ from gatelab.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
+# During an outage the reaper logs its first failure with the traceback, then
+# one line per this many failed passes, so the log does not fill up.
+REAPER_FAILURES_PER_LOG = 20
+
 DESCRIPTION = """
 Launch gated-ResNet runs and lambda sweeps, follow their progress, and read
 their metrics and per-sample gate values. Every write needs
@@ -82,12 +86,21 @@ async def _reject_too_large(send: Send, received: int, limit: int) -> None:
 
 async def _reaper_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    failures = 0
     while True:
         await asyncio.sleep(settings.reaper_interval)
         try:
             await asyncio.to_thread(reap, app.state.sessions, app.state.queue, settings)
-        except Exception:  # keep reaping after a database or broker outage
-            logger.exception("reaper pass failed; retrying in %.0f s", settings.reaper_interval)
+        except Exception as error:  # keep reaping after a database or broker outage
+            failures += 1
+            if failures == 1:
+                logger.exception("reaper pass failed; retrying every %.0f s", settings.reaper_interval)
+            elif failures % REAPER_FAILURES_PER_LOG == 0:
+                logger.error("reaper pass failed %d times in a row; last error: %s", failures, error)
+            continue
+        if failures:
+            logger.info("reaper pass succeeded again after %d failures", failures)
+            failures = 0
 
 
 def create_app(settings: Settings | None = None, run_reaper: bool = True) -> FastAPI:
@@ -97,6 +110,10 @@ def create_app(settings: Settings | None = None, run_reaper: bool = True) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn configures only its own loggers; this shows the reaper's and
+        # the error handlers' messages too. It does nothing where a host
+        # process (or pytest) already configured logging.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         await asyncio.to_thread(upgrade_database, url)
         task = asyncio.create_task(_reaper_loop(app)) if run_reaper else None
         logger.info("GateLab API %s started", __version__)
