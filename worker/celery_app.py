@@ -24,20 +24,29 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # Results live in the database, not in Celery.
         task_ignore_result=True,
         result_backend=None,
-        # A run is never lost: the message is acknowledged only after the task
-        # returns (acks_late), and a child process that dies mid-task hands its
-        # message back to the broker (reject_on_worker_lost). If the whole worker
-        # dies, Redis redelivers the unacknowledged message after the visibility
-        # timeout. A run is never trained twice: a redelivered or duplicated
-        # message finds the run claimed in the database (see claim_run) and is
-        # dropped, and the reaper requeues a run whose heartbeat stopped.
+        # Why a run is neither lost nor trained twice:
+        # - acks_late: a message is acknowledged only after its task returns,
+        #   so a worker that dies mid-run leaves it unacknowledged in Redis.
+        # - reject_on_worker_lost: a child process that dies (a crash, an
+        #   out-of-memory kill) hands its message straight back to the queue.
+        # - visibility_timeout: Redis gives an unacknowledged message to another
+        #   worker after this many seconds, which covers a dead worker host
+        #   when no API reaper runs. A run that trains longer than this is handed
+        #   out again while it trains; that copy finds the run claimed.
+        # - The database decides: claim_run lets one worker take a queued run,
+        #   or a running one whose heartbeat is older than heartbeat_timeout, so
+        #   every duplicated, redelivered or re-sent message is dropped (and
+        #   acknowledged). The API's reaper requeues a run whose heartbeat
+        #   stopped, usually long before the visibility timeout.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         # One message at a time per process, so a queued run waits in Redis,
         # where any free worker can take it, rather than behind a busy one.
         worker_prefetch_multiplier=1,
-        # A fresh child process per run releases all GPU memory when the run ends.
+        # A fresh child process per run releases all GPU memory when the run
+        # ends, and a cancelled run frees its GPU as soon as its task returns.
+        # Production runs one worker per GPU with --concurrency=1.
         worker_max_tasks_per_child=1,
         broker_connection_retry_on_startup=True,
         # The API must not hang when Redis is down: try briefly, then leave the
