@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Architecture = Literal["resnet", "preact_resnet", "resnet34"]
 BlockType = Literal["basic", "bottleneck"]
@@ -40,6 +41,16 @@ RESNET34_UNITS = (3, 4, 6, 3)
 CIFAR_STAGE_COUNT = 3
 NAMED_NORMALIZATIONS = ("cifar", "imagenet")
 TEST_DATASETS = ("cifar10", "cifar100")
+
+
+def nested_error(field: str, message: str, value: object) -> ValidationError:
+    """Build a validation error located at `field` inside the value being validated.
+
+    A validator of a whole sub-model raises this so the error points at the exact
+    field (model.gate.stage) rather than at the sub-model (model.gate).
+    """
+    detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=value)
+    return ValidationError.from_exception_data("spec", [detail])
 
 
 class SpecModel(BaseModel):
@@ -167,7 +178,9 @@ class ModelSpec(SpecModel):
         arch = info.data.get("arch")
         stage_count = len(RESNET34_UNITS) if arch == "resnet34" else CIFAR_STAGE_COUNT
         if gate.stage is not None and gate.stage > stage_count:
-            raise ValueError(f"gate.stage must be between 1 and {stage_count} for {arch}; received {gate.stage}")
+            raise nested_error(
+                "stage", f"gate.stage must be between 1 and {stage_count} for {arch}; received {gate.stage}", gate.stage
+            )
         return gate
 
     @property
@@ -375,11 +388,13 @@ class RunSpec(SpecModel):
         description="After training, also store per-sample gate values for every training image used.",
     )
 
-    @model_validator(mode="after")
-    def _check_gate_loss(self) -> RunSpec:
-        if self.gate_loss_weight > 0 and self.model.gate.kind in ("none", "model2"):
+    @field_validator("gate_loss_weight")
+    @classmethod
+    def _check_gate_loss(cls, weight: float, info: ValidationInfo) -> float:
+        model = info.data.get("model")
+        if model is not None and weight > 0 and model.gate.kind in ("none", "model2"):
             raise ValueError(
-                f"gate_loss_weight must be 0 for gate kind {self.model.gate.kind!r}, which has no "
-                f"gate loss; received {self.gate_loss_weight}"
+                f"gate_loss_weight must be 0 for gate kind {model.gate.kind!r}, which has no "
+                f"gate loss; received {weight}"
             )
-        return self
+        return weight

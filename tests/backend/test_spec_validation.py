@@ -116,20 +116,12 @@ def test_preset_override_rejection_names_field(client):
     assert "received 111" in payload["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunSpec checks gate_loss_weight against the gate kind in a model validator, so the error's loc is the body",
-)
 def test_lambda_rejection_field_is_gate_loss_weight(client):
     response = client.post("/api/runs", json={"model": {"gate": {"kind": "none"}}, "gate_loss_weight": 0.1})
 
     assert response.json()["detail"][0]["field"] == "gate_loss_weight"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ModelSpec checks gate.stage against the architecture in a validator of the whole gate, so loc is model.gate",
-)
 def test_stage_rejection_field_is_stage(client):
     response = client.post("/api/runs", json={"model": {"gate": {"kind": "model1", "stage": 4}}})
 
