@@ -149,6 +149,10 @@ def demo(
     except GateLabError as error:
         stack.stop()
         fail(error.message)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+        stack.stop()
+        raise typer.Exit(130) from None
     print_runs_table(runs)
     if "run_ids" in created:
         console.print(f"sweep page: {stack.dashboard_url}/sweep?sweep={created['id']}")
@@ -164,6 +168,9 @@ def _start_stack(api_port: int, dashboard_port: int, workers: int, dashboard: bo
     from gatelab.launcher import LaunchError, Stack
 
     stack = Stack(get_settings(), api_port=api_port, dashboard_port=dashboard_port, workers=workers, with_dashboard=dashboard)
+    # SIGTERM (from `kill` or a supervisor) stops the services like Ctrl-C does,
+    # so that no API, worker or Redis outlives this command.
+    signal.signal(signal.SIGTERM, _interrupt)
     console.print("starting GateLab (logs in %s) ..." % stack.log_dir)
     try:
         stack.start()
@@ -181,7 +188,6 @@ def _interrupt(_signal_number: int, _frame: Any) -> None:
 
 def _serve_until_interrupted(stack) -> None:  # type: ignore[no-untyped-def]
     """Watch the services once a second until Ctrl-C or SIGTERM, then stop them all; exit 1 if one dies."""
-    signal.signal(signal.SIGTERM, _interrupt)
     console.print("press Ctrl-C to stop")
     try:
         while True:
