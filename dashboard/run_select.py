@@ -68,3 +68,12 @@ def result_sets(run: dict[str, Any]) -> list[ResultSet]:
             name = f"OOD: {result['dataset']}" + (f" {result['variant']}" if result["variant"] != "ood" else "")
             choices.append(ResultSet(name, result["dataset"], "test", result["variant"]))
     return choices
+
+
+def query_index(options: list, query_key: str) -> int:
+    """Return the position of the option that the URL's query parameter names (an id), else 0."""
+    requested = st.query_params.get(query_key, "")
+    for position, option in enumerate(options):
+        if option is not None and str(option) == requested:
+            return position
+    return 0

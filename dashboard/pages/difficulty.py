@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis_api, api, charts
-from dashboard.run_select import describe_run, select_run
+from dashboard.run_select import describe_run, query_index, select_run
 from gatelab.client import GateLabError
 
 SCORE_DATASETS = ["cifar10", "cifar100", "fashion-mnist", "svhn"]
@@ -61,7 +61,10 @@ score_sets = analysis_api.score_sets()
 labels = {None: "none: correlate with loss and misclassification only"}
 labels.update({item["id"]: f"{item['id']}: {item['name']} ({item['dataset']} {item['split']})" for item in score_sets})
 columns = st.columns([3, 2])
-score_set_id = columns[0].selectbox("Score set", list(labels), format_func=labels.get, key="difficulty.score_set")
+options = list(labels)
+score_set_id = columns[0].selectbox(
+    "Score set", options, index=query_index(options, "score_set"), format_func=labels.get, key="difficulty.score_set"
+)
 threshold = columns[1].slider("Skip threshold τ (g < τ skips)", 0.0, 1.0, 0.5, step=0.01, key="difficulty.threshold")
 chosen = next((item for item in score_sets if item["id"] == score_set_id), None)
 

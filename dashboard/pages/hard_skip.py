@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis_api, api, charts
-from dashboard.run_select import describe_run, select_run
+from dashboard.run_select import describe_run, query_index, select_run
 from gatelab.client import GateLabError
 
 BLOCK_GATES = ("model1", "model1_2", "model2", "model3")
@@ -64,7 +64,10 @@ if not finished:
     st.stop()
 
 labels = {item["id"]: f"{item['id']}: {len(item['result']['points'])} thresholds on {item['result']['images']:,} images" for item in finished}
-chosen_id = st.selectbox("Measurement", list(labels), format_func=labels.get, key="hard_skip.analysis")
+options = list(labels)
+chosen_id = st.selectbox(
+    "Measurement", options, index=query_index(options, "analysis"), format_func=labels.get, key="hard_skip.analysis"
+)
 result = next(item["result"] for item in finished if item["id"] == chosen_id)
 points = pd.DataFrame(result["points"])
 

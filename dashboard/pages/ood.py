@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis_api, api, charts
-from dashboard.run_select import describe_run, select_run
+from dashboard.run_select import describe_run, query_index, select_run
 from gatelab.client import GateLabError
 
 OOD_DATASETS = ["fashion-mnist", "cifar100", "svhn", "corruption"]
@@ -85,15 +85,19 @@ finished = [item for item in analyses if item["status"] == "succeeded"]
 if not finished:
     st.stop()
 labels = {item["id"]: f"{item['id']}: {item['result']['dataset']} {item['result']['variant']}" for item in finished}
-chosen_id = st.selectbox("Evaluation", list(labels), format_func=labels.get, key="ood.analysis")
+options = list(labels)
+chosen_id = st.selectbox(
+    "Evaluation", options, index=query_index(options, "analysis"), format_func=labels.get, key="ood.analysis"
+)
 result = next(item["result"] for item in finished if item["id"] == chosen_id)
 
 inside, outside = result["in_distribution"], result["out_of_distribution"]
-metrics = st.columns(4)
+metrics = st.columns(5)
 metrics[0].metric("In-distribution images", f"{inside['count']:,}")
 metrics[1].metric("OOD images", f"{outside['count']:,}")
-metrics[2].metric("Mean g in / out", f"{inside['mean_gate']:.3f} / {outside['mean_gate']:.3f}" if inside["mean_gate"] is not None else "—")
-metrics[3].metric("Accuracy on these images", "—" if outside["accuracy"] is None else f"{outside['accuracy']:.4f}")
+metrics[2].metric("Mean g, in-distribution", "—" if inside["mean_gate"] is None else f"{inside['mean_gate']:.3f}")
+metrics[3].metric("Mean g, OOD", "—" if outside["mean_gate"] is None else f"{outside['mean_gate']:.3f}")
+metrics[4].metric("Accuracy on OOD images", "—" if outside["accuracy"] is None else f"{outside['accuracy']:.4f}")
 st.dataframe(
     pd.DataFrame(result["detectors"]),
     hide_index=True,
