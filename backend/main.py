@@ -12,11 +12,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.api.errors import install_error_handlers
 from backend.api.routes import datasets, health, presets, runs, samples, sweeps
+from backend.api.routes import baselines
 from backend.api.routes import analysis, analysis_scores, analysis_tables, analysis_views
 from backend.db.migrate import upgrade_database
 from backend.db.session import get_engine, session_factory
 from backend.queue import RunQueue
 from backend.services.reaper import reap
+from backend.storage.baselines import install_run_checks
 from gatelab import __version__
 from gatelab.settings import Settings, get_settings
 
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None, run_reaper: bool = True) -> Fas
         app.include_router(module.router)
     for module in (analysis, analysis_views, analysis_tables, analysis_scores):
         app.include_router(module.router)
+    app.include_router(baselines.router)
+    install_run_checks(app.state.sessions)
     app.add_middleware(
         BodySizeLimit, max_json_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes
     )

@@ -24,6 +24,7 @@ navigation = st.navigation(
         st.Page(PAGES / "hard_skip.py", title="Hard skip", url_path="hard-skip"),
         st.Page(PAGES / "compare.py", title="Compare runs", url_path="compare"),
         st.Page(PAGES / "reproducibility.py", title="Reproducibility", url_path="reproducibility"),
+        st.Page(PAGES / "baselines.py", title="Baselines", url_path="baselines"),
     ]
 )
 navigation.run()
