@@ -181,3 +181,16 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, cach
             worker.stop()
             api.stop()
             delete_queue(REDIS_URL, queue)
+
+
+@pytest.fixture(scope="session")
+def published_baselines(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, cache_dir: Path):  # type: ignore[no-untyped-def]
+    """A real API and worker on PostgreSQL with the published CIFAR ResNets imported once through the CLI.
+
+    Yields a PublishedStack (tests/support/baselines.py): the API url, the settings and
+    each checkpoint's import as the CLI printed it.
+    """
+    from tests.support.baselines import published_stack
+
+    with published_stack(tmp_path_factory.mktemp("baselines"), data_dir, cache_dir) as stack:
+        yield stack
