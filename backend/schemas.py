@@ -267,7 +267,10 @@ class HardSkipParams(BaseModel):
     )
     batch_size: int = Field(500, ge=1, le=4096, description="Images per forward pass; wall time per image depends on it.")
     baseline_run_id: int | None = Field(
-        None, ge=1, description="A finished ungated run drawn as the baseline point; default: the sweep's baseline."
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="A finished ungated run drawn as the baseline point; default: the sweep's baseline.",
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import QueueDep, ReadAccess, SessionDep, SettingsDep, WriteAccess
 from backend.api.errors import validation_response
+from backend.api.routes.analysis_views import MAX_ID, RunIdPath
 from backend.api.routes.runs import load_run
 from backend.db.models import Analysis
 from backend.schemas import AnalysisCreate, AnalysisPublic, Page
@@ -36,7 +37,7 @@ def rejection(error: analysis_jobs.AnalysisRequestError) -> JSONResponse:
     responses={409: {"description": "The run has not succeeded, or the result exists already."}},
 )
 def create_analysis(
-    run_id: int,
+    run_id: RunIdPath,
     body: Annotated[AnalysisCreate, Body()],
     session: SessionDep,
     queue: QueueDep,
@@ -59,7 +60,7 @@ def create_analysis(
 
 @router.get("/api/runs/{run_id}/analyses", response_model=Page[AnalysisPublic], dependencies=[ReadAccess])
 def list_analyses(
-    run_id: int,
+    run_id: RunIdPath,
     session: SessionDep,
     kind: Annotated[AnalysisKind | None, Query(description="Only analyses of this kind.")] = None,
     skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -72,7 +73,7 @@ def list_analyses(
 
 
 @router.get("/api/analyses/{analysis_id}", response_model=AnalysisPublic, dependencies=[ReadAccess])
-def get_analysis(analysis_id: int, session: SessionDep) -> Analysis:
+def get_analysis(analysis_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> Analysis:
     """Status, parameters and result of one analysis."""
     analysis = analysis_storage.get_analysis(session, analysis_id)
     if analysis is None:

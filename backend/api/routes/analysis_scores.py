@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile, status
 
 from backend.api.deps import ReadAccess, SessionDep, SettingsDep, WriteAccess
 from backend.api.errors import validation_response
+from backend.api.routes.analysis_views import MAX_ID
 from backend.schemas import Page, ScoreSetPublic
 from backend.services import score_import
 from backend.storage import score_sets as score_storage
@@ -70,7 +71,7 @@ def list_score_sets(
 
 
 @router.get("/{score_set_id}", response_model=ScoreSetPublic, dependencies=[ReadAccess])
-def get_score_set(score_set_id: int, session: SessionDep) -> ScoreSetPublic:
+def get_score_set(score_set_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> ScoreSetPublic:
     score_set = score_storage.get_score_set(session, score_set_id)
     if score_set is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"score set {score_set_id} not found")

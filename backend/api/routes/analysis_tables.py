@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import ReadAccess, SessionDep
-from backend.api.routes.analysis_views import csv_response
+from backend.api.routes.analysis_views import MAX_ID, csv_response
 from backend.api.routes.sweeps import load_sweep
 from backend.schemas import SweepTable, SweepTableRow
 from backend.services import analysis_views
@@ -19,7 +19,7 @@ TABLE_COLUMNS = tuple(field.serialization_alias or name for name, field in Sweep
 
 @router.get("/{sweep_id}/table", response_model=SweepTable, dependencies=[ReadAccess])
 def get_sweep_table(
-    sweep_id: int,
+    sweep_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     format: Annotated[Literal["json", "csv"], Query(description="csv returns the rows as a CSV file.")] = "json",
 ):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 
 from backend.api.deps import ReadAccess, SessionDep
@@ -20,6 +20,10 @@ from backend.storage import score_sets as score_storage
 router = APIRouter(prefix="/api/runs", tags=["analysis"])
 # /api/runs/compare must be registered before /api/runs/{run_id}, which would take "compare" as a run id.
 compare_router = APIRouter(prefix="/api/runs", tags=["analysis"])
+
+# Ids are INTEGER columns, which PostgreSQL keeps in 32 bits.
+MAX_ID = 2**31 - 1
+RunIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Run id.")]
 
 Split = Literal["test", "train"]
 Format = Literal["json", "csv"]
@@ -55,7 +59,7 @@ def view_rejection(error: analysis_views.ViewError) -> JSONResponse:
 
 @router.get("/{run_id}/analysis/distributions", response_model=DistributionsPublic, dependencies=[ReadAccess])
 def get_distributions(
-    run_id: int,
+    run_id: RunIdPath,
     session: SessionDep,
     dataset: DatasetQuery = None,
     split: Annotated[Split, Query()] = "test",
@@ -76,10 +80,10 @@ def get_distributions(
 
 @router.get("/{run_id}/analysis/difficulty", response_model=DifficultyPublic, dependencies=[ReadAccess])
 def get_difficulty(
-    run_id: int,
+    run_id: RunIdPath,
     session: SessionDep,
     score_set: Annotated[
-        int | None, Query(ge=1, description="A score set id; its data set and split choose the results unless given.")
+        int | None, Query(ge=1, le=MAX_ID, description="A score set id; its data set and split choose the results unless given.")
     ] = None,
     dataset: DatasetQuery = None,
     split: Annotated[Split | None, Query(description="Default: the score set's split, else test.")] = None,
@@ -120,8 +124,8 @@ def _difficulty_csv(run_id: int, result: dict[str, Any]) -> Response:
 @compare_router.get("/compare", response_model=ComparisonPage, dependencies=[ReadAccess])
 def compare_runs(
     session: SessionDep,
-    a: Annotated[int, Query(ge=1, description="First run id.")],
-    b: Annotated[int, Query(ge=1, description="Second run id.")],
+    a: Annotated[int, Query(ge=1, le=MAX_ID, description="First run id.")],
+    b: Annotated[int, Query(ge=1, le=MAX_ID, description="Second run id.")],
     threshold: ThresholdQuery = 0.5,
     dataset: DatasetQuery = None,
     split: Annotated[Split, Query()] = "test",
