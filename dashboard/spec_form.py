@@ -29,6 +29,15 @@ class Field:
         return KEY_PREFIX + self.path
 
     @property
+    def optional(self) -> bool:
+        """Whether the form may leave the field out, so that the server applies its default.
+
+        A field whose default comes from a factory, such as train.lr_milestones,
+        has no default in the schema, so the form cannot show it.
+        """
+        return self.nullable or "default" not in self.schema
+
+    @property
     def label(self) -> str:
         return self.schema.get("title") or self.path.rsplit(".", 1)[-1]
 
@@ -120,7 +129,7 @@ def help_text(field: Field) -> str:
     parts = [schema.get("description", "")]
     for variant in _variants(schema):
         parts.extend(_describe_variant(variant))
-    if field.nullable:
+    if field.optional:
         if _kind(field) == "select":
             parts.append(f"Choose {UNSET} to use the default.")
         else:
@@ -213,7 +222,7 @@ def _bounds(field: Field) -> tuple[int | None, int | None]:
 
 
 def collect_spec(sections: dict[str, list[Field]]) -> dict[str, Any]:
-    """Build the spec dict from the widgets, leaving out fields left at '(default)' or empty.
+    """Build the spec dict from the widgets, leaving out optional fields left at '(default)' or empty.
 
     Raises ValueError naming the field when a list or JSON value cannot be parsed.
     """
@@ -221,7 +230,7 @@ def collect_spec(sections: dict[str, list[Field]]) -> dict[str, Any]:
     for fields in sections.values():
         for field in fields:
             value = _parse(field, st.session_state.get(field.key))
-            if value is None and field.nullable:
+            if value is None and field.optional:
                 continue
             target = spec
             parts = field.path.split(".")
@@ -237,6 +246,8 @@ def _parse(field: Field, value: Any) -> Any:
         return None if value == UNSET else value
     if kind == "list":
         text = str(value or "").strip()
+        if not text:
+            return None
         try:
             return [int(item) for item in text.replace(";", ",").split(",") if item.strip()]
         except ValueError as error:
