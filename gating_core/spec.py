@@ -223,11 +223,18 @@ class ModelSpec(SpecModel):
         return f"{prefix}-{self.depth}"
 
 
+# Pixel values lie in [0, 1], so a channel's mean does too, and its standard
+# deviation is above 0 and at most 0.5. The upper limit of 1 leaves room for
+# unusual inputs.
+ChannelMean = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+ChannelStd = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+
+
 class Normalization(SpecModel):
     """Per-channel mean and standard deviation on the 0-1 scale."""
 
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[ChannelMean, ChannelMean, ChannelMean]
+    std: tuple[ChannelStd, ChannelStd, ChannelStd]
 
     @field_validator("std")
     @classmethod
@@ -356,7 +363,9 @@ class InitSpec(SpecModel):
             "baseline: an imported checkpoint. Gate layers always start fresh."
         ),
     )
-    id: int | None = Field(None, ge=1, description="The run or baseline id, for source run or baseline.")
+    id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="The run or baseline id, for source run or baseline."
+    )
 
     @model_validator(mode="after")
     def _id_matches_source(self) -> InitSpec:
