@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from backend.services.grid import SpecError
 
@@ -92,7 +92,61 @@ async def _database_unavailable_handler(request: Request, error: DBAPIError) -> 
     )
 
 
+# Ids are INTEGER columns: 32 bits in PostgreSQL, 64 bits in SQLite.
+DATABASE_INTEGER_RANGE = (-(2**31), 2**31 - 1)
+
+
+def _out_of_range_parameters(request: Request) -> list[dict[str, Any]]:
+    """Return an error entry for each integer path or query parameter beyond a database INTEGER."""
+    low, high = DATABASE_INTEGER_RANGE
+    items = [("path", name, value) for name, value in request.path_params.items()]
+    items += [("query", name, value) for name, value in request.query_params.multi_items()]
+    entries = []
+    for location, name, value in items:
+        try:
+            number = int(str(value))
+        except ValueError:
+            continue
+        if not low <= number <= high:
+            entries.append(
+                {
+                    "loc": [location, name],
+                    "field": name,
+                    "msg": f"must be an integer between {low} and {high}; received {number}",
+                    "type": "database_range",
+                    "input": str(value),
+                }
+            )
+    return entries
+
+
+async def _database_rejected_value_handler(request: Request, error: Exception) -> JSONResponse:
+    """Answer 422 when the database rejects a value that passed validation, such as an id above 2**31 - 1.
+
+    Routes should declare these limits themselves, so that OpenAPI shows them;
+    this handler keeps a missing limit from turning into a 500.
+    """
+    reason = str(getattr(error, "orig", error)).splitlines()[0]
+    logger.warning("database rejected a value in %s %s: %s", request.method, request.url.path, reason)
+    entries = _out_of_range_parameters(request)
+    if not entries:
+        entries = [
+            {
+                "loc": ["body"],
+                "field": "body",
+                "msg": f"a value is outside what the database can store ({reason}); integers must lie between "
+                f"{DATABASE_INTEGER_RANGE[0]} and {DATABASE_INTEGER_RANGE[1]}, and text must not contain NUL characters",
+                "type": "database_value",
+            }
+        ]
+    return validation_response(entries)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(SpecError, _spec_error_handler)
     app.add_exception_handler(DBAPIError, _database_unavailable_handler)
+    # PostgreSQL raises DataError for an out-of-range integer or a NUL character;
+    # SQLite's driver raises OverflowError for an integer beyond 64 bits.
+    app.add_exception_handler(DataError, _database_rejected_value_handler)
+    app.add_exception_handler(OverflowError, _database_rejected_value_handler)
