@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import install_error_handlers
 from backend.api.routes import datasets, health, presets, runs, samples, sweeps
@@ -55,26 +55,35 @@ class BodySizeLimit:
             await _reject_too_large(send, int(declared), limit)
             return
 
+        # A body without a declared length is counted while the route reads
+        # it. Past the limit, the route receives a disconnect and this middleware
+        # answers 413 in its place, unless the route has already started a
+        # response. FastAPI turns any exception raised while it reads a body
+        # into a 400, so raising here would hide the 413.
         received = 0
+        rejected = False
+        response_started = False
 
-        async def limited_receive() -> dict:
-            nonlocal received
+        async def limited_receive() -> Message:
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > limit:
-                raise _BodyTooLarge(received, limit)
+            if received > limit and not response_started:
+                rejected = True
+                await _reject_too_large(send, received, limit)
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge as error:
-            await _reject_too_large(send, error.received, error.limit)
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if rejected:
+                return
+            response_started = True
+            await send(message)
 
-
-class _BodyTooLarge(Exception):
-    def __init__(self, received: int, limit: int) -> None:
-        self.received = received
-        self.limit = limit
+        await self.app(scope, limited_receive, guarded_send)
 
 
 async def _reject_too_large(send: Send, received: int, limit: int) -> None:
