@@ -151,15 +151,18 @@ def shrink(path: Path) -> int:
     return path.stat().st_size
 
 
-def screenshot(page: Page, base_url: str, view: View, output: Path) -> Path:
+def screenshot(page: Page, base_url: str, view: View, output: Path) -> tuple[Path, float]:
+    """Save the view as a PNG; return its path and the seconds until the page script had finished."""
     page.set_viewport_size({"width": WIDTH, "height": 1000})
+    started = time.perf_counter()
     page.goto(f"{base_url}/{view.path}", wait_until="domcontentloaded")
     wait_for_streamlit(page)
+    seconds = time.perf_counter() - started - CHART_SETTLE_SECONDS
     page.set_viewport_size({"width": WIDTH, "height": min(content_height(page), MAX_HEIGHT)})
     wait_for_streamlit(page)
     path = output / f"{view.name}.png"
     page.screenshot(path=str(path), full_page=False)
-    return path
+    return path, seconds
 
 
 def print_numbers(client: GateLabClient, args: argparse.Namespace) -> None:
@@ -209,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         page.goto(args.dashboard_url, wait_until="domcontentloaded")
         wait_for_streamlit(page)
         for view in views(client, args):
-            path = screenshot(page, args.dashboard_url.rstrip("/"), view, args.output)
-            print(f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}: {shrink(path) // 1024} KB", flush=True)
+            path, seconds = screenshot(page, args.dashboard_url.rstrip("/"), view, args.output)
+            print(f"{path.name}: {shrink(path) // 1024} KB, page ready in {seconds:.1f} s", flush=True)
         browser.close()
     if args.numbers:
         print_numbers(client, args)
