@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from gatelab.client import GateLabClient
 from gatelab.settings import get_settings
-from tests.support.services import wait_until
 
 PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
 pytestmark = pytest.mark.slow
@@ -20,17 +19,12 @@ OOD_BODY = {"kind": "ood", "params": {"dataset": "corruption", "corruption": "co
 HARD_SKIP_BODY = {"kind": "hard_skip", "params": {"thresholds": [0.0, 0.5, 1.0], "batch_size": 100}}
 
 
-def finished_analysis(api_url: str, run_id: int, body: dict) -> dict:
+def finished_analysis(client: GateLabClient, run_id: int, body: dict) -> dict:
     """Return a succeeded analysis of this kind and params, submitting it first when there is none."""
-    existing = httpx.get(f"{api_url}/api/runs/{run_id}/analyses", params={"kind": body["kind"]}, timeout=10).json()["data"]
+    existing = client.list_analyses(run_id, kind=body["kind"])["data"]
     matching = [item for item in existing if all(item["params"].get(k) == v for k, v in body["params"].items())]
-    analysis_id = matching[0]["id"] if matching else httpx.post(f"{api_url}/api/runs/{run_id}/analyses", json=body, timeout=10).json()["id"]
-
-    def finished() -> bool:
-        return httpx.get(f"{api_url}/api/analyses/{analysis_id}", timeout=10).json()["status"] in ("succeeded", "failed")
-
-    wait_until(finished, timeout=300, interval=1, what=f"analysis {analysis_id}")
-    analysis = httpx.get(f"{api_url}/api/analyses/{analysis_id}", timeout=10).json()
+    analysis_id = matching[0]["id"] if matching else client.submit_analysis(run_id, body["kind"], body["params"])["id"]
+    analysis = client.wait_analysis(analysis_id, timeout=300, poll_interval=1)
     assert analysis["status"] == "succeeded", analysis["error"]
     return analysis
 
@@ -38,17 +32,16 @@ def finished_analysis(api_url: str, run_id: int, body: dict) -> dict:
 @pytest.fixture(scope="module")
 def analysed_stack(running_stack):  # type: ignore[no-untyped-def]
     """The running stack with an OOD evaluation, a hard-skip curve and a test-split score set for its first run."""
-    api_url = running_stack["api_url"]
+    client = GateLabClient(running_stack["api_url"], timeout=60)
     run_id = running_stack["runs"][0]["id"]
-    finished_analysis(api_url, run_id, OOD_BODY)
-    finished_analysis(api_url, run_id, HARD_SKIP_BODY)
-    samples = httpx.get(f"{api_url}/api/runs/{run_id}/samples", params={"limit": 1000}, timeout=10).json()["data"]
+    finished_analysis(client, run_id, OOD_BODY)
+    finished_analysis(client, run_id, HARD_SKIP_BODY)
+    samples = client.samples(run_id, limit=1000)["data"]
     scores = np.random.default_rng(0).random(len(samples))
     text = "index,score\n" + "".join(f"{row['index']},{score:.4f}\n" for row, score in zip(samples, scores))
-    files = {"file": ("test-scores.csv", text.encode(), "text/csv")}
-    upload = httpx.post(f"{api_url}/api/score-sets", data={"dataset": "cifar10", "split": "test", "name": "random test scores"}, files=files, timeout=30)
-    assert upload.status_code == 201, upload.text
-    return {**running_stack, "score_set": upload.json()}
+    score_set = client.upload_score_set(text.encode(), "cifar10", "test", name="random test scores")
+    assert score_set["scored"] == len(samples)
+    return {**running_stack, "score_set": score_set}
 
 
 @pytest.fixture
