@@ -24,7 +24,9 @@ logger = get_task_logger(__name__)
 @celery_app.task(name=TRAIN_TASK, bind=True)
 def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     """Train run `run_id`, write its metrics and per-sample values, and return its final status."""
+    settings = get_settings()
+    worker_name = settings.worker_name or self.request.hostname or "worker"
     logger.info("task %s received run %s", self.request.id, run_id)
-    outcome = execute_run(run_id, worker_name=self.request.hostname or "worker", settings=get_settings())
+    outcome = execute_run(run_id, worker_name=worker_name, settings=settings)
     logger.info("task %s finished run %s: %s", self.request.id, run_id, outcome)
     return outcome
