@@ -322,3 +322,31 @@ class PostgresCluster:
         if (self.data_dir / "postmaster.pid").exists():
             self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_dashboard(environment: dict[str, str], log_path: Path, api_url: str) -> tuple[ServiceProcess, str]:
+    """Start `streamlit run dashboard/app.py` on a free port against `api_url` and wait until it is healthy."""
+    port = free_port()
+    process = ServiceProcess(
+        [
+            sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+        ],
+        {**environment, "GATELAB_API_URL": api_url},
+        log_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if not process.alive():
+            raise RuntimeError(f"the dashboard process exited early:\n{process.log()}")
+        try:
+            return httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout=120, what=f"the dashboard at {url}")
+    return process, url
