@@ -8,14 +8,11 @@ tests skip, except with CI=true, where they fail.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.services import ServiceProcess, free_port, skip_or_fail, wait_until
+from tests.support.services import skip_or_fail, start_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless browser in a container as root, with no network traffic of its own.
@@ -30,34 +27,6 @@ CHROMIUM_ARGS = [
 ]
 # Streamlit renders slowly on a loaded 2-core machine; each wait is bounded by this.
 PAGE_TIMEOUT_MS = 60_000
-
-
-def start_dashboard(environment: dict[str, str], log_path: Path, api_url: str) -> tuple[ServiceProcess, str]:
-    """Start `streamlit run dashboard/app.py` on a free port against `api_url` and wait until it is healthy."""
-    port = free_port()
-    process = ServiceProcess(
-        [
-            sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-            "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
-        ],
-        {**environment, "GATELAB_API_URL": api_url},
-        log_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if not process.alive():
-            raise RuntimeError(f"the dashboard process exited early:\n{process.log()}")
-        try:
-            return httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=120, what=f"the dashboard at {url}")
-    return process, url
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ def table_rows(page) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
 def test_launch_form_sweep_appears_on_runs_page(page, dashboard_url, running_stack):
     client = GateLabClient(running_stack["api_url"])
     name = f"browser sweep {uuid.uuid4().hex[:6]}"
-    page.goto(f"{dashboard_url}/launch")
+    page.goto(dashboard_url)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Launch", exact=True).click()
     page.get_by_role("spinbutton", name="depth", exact=True).wait_for()
     wait_for_script(page)
 
