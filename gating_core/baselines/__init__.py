@@ -15,7 +15,7 @@ from gating_core.spec import MAX_DEPTH, ModelSpec, Normalization
 
 # Training data sets a baseline can come from, with their class counts.
 BASELINE_DATASETS = {"cifar10": 10, "cifar100": 100}
-ARCH_PATTERN = re.compile(r"resnet(\d+)")
+ARCH_PATTERN = re.compile(r"resnet([0-9]+)")
 ARCH_EXAMPLES = "resnet20, resnet32, resnet44, resnet56, resnet110"
 NORMALIZATION_FORMAT = (
     "imagenet, cifar, or MEAN/STD with three comma-separated numbers on each side, "

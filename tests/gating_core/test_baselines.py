@@ -54,7 +54,7 @@ def test_arch_maps_to_option_a_resnet(arch: str, depth: int) -> None:
     assert arch_name(spec) == f"resnet{depth}"
 
 
-@pytest.mark.parametrize("arch", ["resnet21", "resnet2", "resnet1208", "vgg16", "resnet", "", "resnet-56"])
+@pytest.mark.parametrize("arch", ["resnet21", "resnet2", "resnet1208", "vgg16", "resnet", "", "resnet-56", "resnet\u0665\u0666"])
 def test_arch_rejects_unknown_names(arch: str) -> None:
     with pytest.raises(BaselineError) as caught:
         model_spec_for_arch(arch)
