@@ -21,6 +21,8 @@ from gatelab.client import GateLabError
 SECTION_TITLES = {"model": "Network and gate", "data": "Data", "train": "Training", "init": "Initial weights", "": "Run"}
 ONE_RUN = "One run"
 SWEEP = "λ × seed sweep"
+# The runs page is the dashboard's default page, so its URL is the root: "runs" would not be found.
+RUNS_URL = "./"
 SWEEP_DEFAULTS = {"launch.sweep_name": "sweep", "launch.lambdas": "0.001, 0.01, 0.1", "launch.seeds": "0"}
 
 st.title("Launch")
@@ -131,7 +133,7 @@ if submitted:
         if mode == ONE_RUN:
             created = api.get_client().submit_run(spec)
             st.success(f"Run {created['id']} is queued.")
-            st.markdown(f"[Open run {created['id']}](run?run={created['id']}) · [All runs](runs)")
+            st.markdown(f"[Open run {created['id']}](run?run={created['id']}) · [All runs]({RUNS_URL})")
         else:
             grid = {
                 "gate_loss_weight": parse_number_list(st.session_state["launch.lambdas"], "λ values"),
@@ -142,7 +144,7 @@ if submitted:
                 body["preset"] = source.removeprefix("Preset: ")
             created = api.get_client().submit_sweep(body)
             st.success(f"Sweep {created['id']} is queued with {len(created['run_ids'])} runs.")
-            st.markdown(f"[Open sweep {created['id']}](sweep?sweep={created['id']}) · [Its runs](runs?sweep={created['id']})")
+            st.markdown(f"[Open sweep {created['id']}](sweep?sweep={created['id']}) · [Its runs]({RUNS_URL}?sweep={created['id']})")
         api.clear_live_caches()
     except ValueError as error:
         st.error(str(error))

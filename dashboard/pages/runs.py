@@ -9,6 +9,8 @@ from dashboard import api
 from gatelab.client import GateLabError
 
 PAGE_SIZE = 50
+# This is the dashboard's default page, so its URL is the root: "runs" would not be found.
+RUNS_URL = "./"
 STATUSES = ["all", "queued", "running", "succeeded", "failed", "cancelled", "diverged", "lost"]
 
 st.title("Runs")
@@ -50,7 +52,7 @@ def _run_action(action: str, target: str, call) -> None:  # type: ignore[no-unty
 def sweep_actions(sweep_id: int) -> None:
     """Draw the links and buttons that act on a whole sweep."""
     columns = st.columns([2, 1, 1])
-    columns[0].markdown(f"Sweep {sweep_id}: [plots and table](sweep?sweep={sweep_id}) · [all runs](runs)")
+    columns[0].markdown(f"Sweep {sweep_id}: [plots and table](sweep?sweep={sweep_id}) · [all runs]({RUNS_URL})")
     client = api.get_client()
     if columns[1].button("Cancel sweep", key="runs.cancel_sweep", help="Cancel every queued or running run of this sweep."):
         _run_action(
@@ -92,7 +94,7 @@ def runs_table() -> None:
 
     frame = pd.DataFrame(page["data"])
     frame["link"] = "run?run=" + frame["id"].astype(str)
-    frame["sweep"] = frame["sweep_id"].map(lambda value: None if pd.isna(value) else f"runs?sweep={int(value)}")
+    frame["sweep"] = frame["sweep_id"].map(lambda value: None if pd.isna(value) else f"{RUNS_URL}?sweep={int(value)}")
     frame["worker"] = frame["worker"].fillna("") + frame["gpu"].fillna("").map(lambda gpu: f" ({gpu})" if gpu else "")
     columns = [
         "link", "name", "status", "progress", "epoch", "total_epochs", "gate_kind", "gate_loss_weight",
@@ -111,7 +113,7 @@ def runs_table() -> None:
             "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.4f"),
             "skip_rate": st.column_config.NumberColumn("skip rate", format="%.3f", help="Share of test images with g < 0.5."),
             "worker": st.column_config.TextColumn("worker (GPU)", help="Celery worker that trains the run, and its GPU."),
-            "sweep": st.column_config.LinkColumn("sweep", display_text=r"runs\?sweep=(\d+)", help="Show only this sweep."),
+            "sweep": st.column_config.LinkColumn("sweep", display_text=r"\?sweep=(\d+)", help="Show only this sweep."),
         },
     )
 

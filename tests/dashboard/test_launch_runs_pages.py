@@ -143,7 +143,7 @@ def test_runs_page_links_sweep_and_shows_worker(stack):
     assert not app.exception
     table = app.dataframe[0].value
     assert sorted(int(link.split("=")[1]) for link in table["link"]) == sorted(stack["sweep"]["run_ids"])
-    assert set(table["sweep"]) == {f"runs?sweep={sweep_id}"}
+    assert set(table["sweep"]) == {f"./?sweep={sweep_id}"}
     assert all(worker.startswith("stack@") for worker in table["worker"])
     assert f"sweep?sweep={sweep_id}" in app.markdown[0].value
 
