@@ -238,7 +238,7 @@ class GateLabClient:
         return self._json("GET", "/api/health")
 
     def openapi(self) -> JSON:
-        """Return the API's OpenAPI document, which holds every spec field with its limits."""
+        """Return the API's OpenAPI document, which contains every spec field with its limits."""
         return self._json("GET", "/openapi.json")
 
     def presets(self) -> list[JSON]:
