@@ -60,6 +60,7 @@ class Heartbeat(threading.Thread):
         self.state: TrainState | None = None
         self.stop_reason: StopReason | None = None
         self.stop_message = ""
+        self.claim_lost = False
         self.finished = threading.Event()
 
     def run(self) -> None:
@@ -76,6 +77,7 @@ class Heartbeat(threading.Thread):
             logger.warning("heartbeat of run %s failed: %s", self.run_id, error)
             return
         if not reply.still_owner:
+            self.claim_lost = True
             self.stop_reason = StopReason.CANCELLED
             self.stop_message = "another worker or the reaper took over this run"
         elif reply.cancel_requested:
@@ -105,6 +107,13 @@ class DatabaseCallback(Callback):
             raise StopTraining(self.heartbeat.stop_reason, self.heartbeat.stop_message)
 
     def on_epoch_end(self, state: TrainState, metrics: EpochMetrics) -> None:
+        # Confirm the claim before writing, so that a worker whose run was
+        # taken over never overwrites the metrics of the attempt that took it.
+        # NOTE: the epoch's checkpoint is already written by then, because
+        # run_experiment puts CheckpointCallback first.
+        self.heartbeat.beat()
+        if self.heartbeat.claim_lost:
+            raise StopTraining(StopReason.CANCELLED, self.heartbeat.stop_message)
         with self.sessions() as session:
             metric_storage.upsert_epoch_metrics(session, self.run_id, metrics.as_dict())
             session.commit()
@@ -116,7 +125,6 @@ class DatabaseCallback(Callback):
             metrics.train_loss,
             metrics.test_accuracy,
         )
-        self.heartbeat.beat()
 
 
 def describe_gpu() -> str | None:
@@ -129,7 +137,7 @@ def describe_gpu() -> str | None:
 def execute_run(run_id: int, worker_name: str, settings: Settings) -> str:
     """Train one run end to end and return the status it ended with, 'skipped' or 'released'.
 
-    'skipped' means that another worker holds the run or that it is no longer
+    'skipped' means that another worker has claimed the run or that it is no longer
     queued, so this message was a duplicate. 'released' means that the run was
     taken over (by the reaper or another worker) while this worker trained it.
     """
