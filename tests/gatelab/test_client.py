@@ -84,6 +84,20 @@ def test_submit_file_reads_json_and_yaml(idle, tmp_path):
     idle.cancel(run["id"])
 
 
+def test_submit_sweep_file_and_list_sweeps(idle, tmp_path):
+    sweep_file = tmp_path / "sweep.json"
+    sweep_file.write_text(json.dumps(sweep_body("listed sweep")))
+
+    sweep = idle.submit_sweep_file(sweep_file)
+    newest = idle.list_sweeps(limit=1)
+
+    assert newest["count"] >= 1
+    assert [item["id"] for item in newest["data"]] == [sweep["id"]]
+    assert newest["data"][0]["grid"] == {"lambda": [0.001, 0.1], "seed": [0, 1]}
+    assert idle.get_sweep(sweep["id"])["run_ids"] == sweep["run_ids"]
+    idle.cancel_sweep(sweep["id"])
+
+
 def test_list_runs_filters_and_pages(idle):
     sweep = idle.submit_sweep(sweep_body())
 
