@@ -1,0 +1,167 @@
+"""Training benchmarks: the trainer against the reference loop, bf16 against float32, gated against ungated."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from benchmarks.config import BenchConfig
+from benchmarks.reference import ReferenceLoop
+from benchmarks.report import Figure, Report, load_average, median, ratio_figure
+from benchmarks.workload import Cifar10, build_trainer, make_spec, train_seconds, training_data
+from gating_core.data.pipeline import DeviceImages
+from gating_core.train.precision import bf16_supported
+
+CPU = torch.device("cpu")
+# Gate kinds of the throughput comparison, each against the ungated network.
+GATED_KINDS = {"model1": ("block-gated (model1)", 0.97), "exclusive": ("layer-gated (exclusive)", 0.85)}
+
+
+def benchmark_trainer(config: BenchConfig, cifar: Cifar10, report: Report) -> None:
+    """Time trainer epochs against the reference loop and compare bf16 with float32 test accuracy.
+
+    Every seed trains one float32 and one bf16 trainer from the same weights and
+    batch order. The first seed's first `config.rounds` epochs are also the timed
+    rounds: each round runs one reference epoch, one float32 epoch and one bf16
+    epoch back to back, and the first `warmup_rounds` rounds are not counted.
+    """
+    precisions = ["float32", "bf16"] if bf16_supported(CPU) else ["float32"]
+    data = training_data(cifar, config.train_images, config.epoch_test_images, CPU)
+    final_test = DeviceImages.from_image_set(cifar.test, cifar.test_indices(config.test_images), CPU)
+    rounds = config.rounds
+    seconds: dict[str, list[float]] = {"reference": [], **{precision: [] for precision in precisions}}
+    accuracy: dict[str, list[float]] = {precision: [] for precision in precisions}
+
+    reference = ReferenceLoop(
+        make_spec(config, precision="float32"),
+        cifar.train.images[data.train.indices],
+        cifar.train.labels[data.train.indices],
+        cifar.mean,
+        cifar.std,
+        workers=config.reference_workers,
+    )
+    for seed in range(config.accuracy_seeds):
+        trainers = {
+            precision: build_trainer(
+                make_spec(config, precision=precision, seed=seed, epochs=config.accuracy_epochs), data, CPU
+            )
+            for precision in precisions
+        }
+        for epoch in range(config.accuracy_epochs):
+            timed = seed == 0 and epoch < rounds
+            if timed:
+                seconds["reference"].append(reference.run_epoch()[0])
+            for precision, trainer in trainers.items():
+                metrics = trainer.run_epoch()
+                if timed:
+                    seconds[precision].append(train_seconds(len(data.train), metrics.images_per_second))
+        for precision, trainer in trainers.items():
+            accuracy[precision].append(trainer.evaluate(final_test).accuracy)
+
+    timed_seconds = {name: values[config.warmup_rounds:] for name, values in seconds.items()}
+    report.figures.extend(_epoch_figures(timed_seconds, precisions))
+    report.figures.append(_accuracy_figure(accuracy, config))
+    report.add_details("a. Trainer against the reference loop", _trainer_details(config, seconds, accuracy))
+
+
+def _epoch_figures(seconds: dict[str, list[float]], precisions: list[str]) -> list[Figure]:
+    reference = median(seconds["reference"])
+    figures = []
+    for precision, target in (("float32", 0.55), ("bf16", 0.35)):
+        name = f"Epoch time, trainer ({precision}) / reference loop (float32)"
+        if precision not in precisions:
+            figures.append(Figure("a", name, "not measured: this CPU has no bf16 support", "≤ 0.35", None,
+                                  load_average()))
+            continue
+        ours = median(seconds[precision])
+        detail = f"{ours:.2f} s / {reference:.2f} s"
+        figures.append(ratio_figure("a", name, ours / reference, target, at_most=True, detail=detail))
+    return figures
+
+
+def _accuracy_figure(accuracy: dict[str, list[float]], config: BenchConfig) -> Figure:
+    name = f"Test accuracy, bf16 − float32 (mean of {config.accuracy_seeds} seeds)"
+    if "bf16" not in accuracy:
+        return Figure("a", name, "not measured: this CPU has no bf16 support", "within ±0.5 points", None,
+                      load_average())
+    float32 = 100 * statistics.fmean(accuracy["float32"])
+    bf16 = 100 * statistics.fmean(accuracy["bf16"])
+    difference = bf16 - float32
+    value = f"{difference:+.2f} points ({bf16:.2f} % vs {float32:.2f} %)"
+    return Figure("a", name, value, "within ±0.5 points", abs(difference) <= 0.5, load_average())
+
+
+def _trainer_details(config: BenchConfig, seconds: dict[str, list[float]],
+                     accuracy: dict[str, list[float]]) -> list[str]:
+    lines = [
+        f"ResNet-{config.depth}, batch {config.batch_size}, {config.train_images} CIFAR-10 training images, "
+        f"SGD (lr 0.1, momentum 0.9, weight decay 1e-4), on the CPU. Seconds of the training pass of each round "
+        f"({_warmup_note(config)}):",
+        "",
+        "| Round | " + " | ".join(seconds) + " |",
+        "|---|" + "---|" * len(seconds),
+    ]
+    for index in range(len(seconds["reference"])):
+        values = " | ".join(f"{column[index]:.2f}" for column in seconds.values())
+        lines.append(f"| {index + 1} | {values} |")
+    lines += [
+        "",
+        f"Accuracy: {config.accuracy_epochs} epochs on the same {config.train_images} images (lr ÷10 after epochs "
+        f"{', '.join(map(str, config.accuracy_milestones))}), then evaluation on {config.test_images} CIFAR-10 test "
+        "images in the run's own precision. Each seed trains both precisions from the same initial weights and "
+        "batch order.",
+        "",
+        "| Seed | " + " | ".join(f"{precision} accuracy (%)" for precision in accuracy) + " |",
+        "|---|" + "---|" * len(accuracy),
+    ]
+    for seed in range(config.accuracy_seeds):
+        values = " | ".join(f"{100 * column[seed]:.2f}" for column in accuracy.values())
+        lines.append(f"| {seed} | {values} |")
+    if config.accuracy_seeds > 1:
+        spread = 100 * statistics.stdev(accuracy["float32"])
+        lines += ["", f"Standard deviation of the float32 accuracy over seeds: {spread:.2f} points."]
+    return lines
+
+
+def benchmark_gates(config: BenchConfig, cifar: Cifar10, report: Report) -> None:
+    """Compare the training throughput of gated ResNets with the ungated one, epoch by epoch in turn."""
+    data = training_data(cifar, config.throughput_images, config.batch_size, CPU)
+    rounds = config.warmup_rounds + config.throughput_repeats
+    kinds = ["none", *GATED_KINDS]
+    trainers = {}
+    for kind in kinds:
+        weight = 0.0 if kind == "none" else config.gate_loss_weight
+        spec = make_spec(config, gate=kind, gate_loss_weight=weight, epochs=rounds)
+        trainers[kind] = build_trainer(spec, data, CPU)
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        for kind, trainer in trainers.items():
+            rates[kind].append(trainer.run_epoch().images_per_second)
+
+    precision = trainers["none"].precision.name
+    ungated = median(rates["none"][config.warmup_rounds:])
+    for kind, (title, target) in GATED_KINDS.items():
+        gated = median(rates[kind][config.warmup_rounds:])
+        name = f"Training throughput, {title} / ungated"
+        detail = f"{gated:.0f} / {ungated:.0f} images/s"
+        report.figures.append(ratio_figure("b", name, gated / ungated, target, at_most=False, detail=detail))
+
+    lines = [
+        f"ResNet-{config.depth}, batch {config.batch_size}, epochs of {config.throughput_images} CIFAR-10 images "
+        f"through the trainer in {precision} (the trainer's automatic choice on this CPU), gate-loss weight "
+        f"{config.gate_loss_weight}. Images per second of each round ({_warmup_note(config)}):",
+        "",
+        "| Round | " + " | ".join(kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for index in range(rounds):
+        lines.append(f"| {index + 1} | " + " | ".join(f"{rates[kind][index]:.0f}" for kind in kinds) + " |")
+    report.add_details("b. Gated against ungated training throughput", lines)
+
+
+
+def _warmup_note(config: BenchConfig) -> str:
+    if config.warmup_rounds == 0:
+        return "no warm-up round"
+    return f"the first {config.warmup_rounds} round(s) are the warm-up and are left out of the medians"

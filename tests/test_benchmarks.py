@@ -1,0 +1,67 @@
+"""Smoke test of the benchmarks: every section runs on tiny sizes and the report lists every figure."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import main
+from tests.support.services import POSTGRES_ADMIN_URL
+
+# Figure names of the report, one per row, in the order of the sections a to g.
+EXPECTED_ROWS = [
+    ("a", "Epoch time, trainer (float32) / reference loop (float32)"),
+    ("a", "Epoch time, trainer (bf16) / reference loop (float32)"),
+    ("a", "Test accuracy, bf16 − float32"),
+    ("b", "Training throughput, block-gated (model1) / ungated"),
+    ("b", "Training throughput, layer-gated (exclusive) / ungated"),
+    ("c", "Write one evaluation (200 x 54 gates), SQLite"),
+    ("c", "Read gate matrix + one filtered page, SQLite"),
+    ("c", "Write one evaluation (200 x 54 gates), PostgreSQL"),
+    ("c", "Read gate matrix + one filtered page, PostgreSQL"),
+    ("d", "GET /api/runs latency"),
+    ("d", "POST /api/runs latency"),
+    ("d", "Runs POSTed and found in the Redis queue"),
+    ("e", "Hard-skip wall-time saving / MAC saving, half of the images skip"),
+    ("e", "Hard-skip wall-time saving / MAC saving, every image skips"),
+    ("f", "Epoch time, ResNet-8 on 256 images, GPU"),
+    ("g", "Peak resident memory, worker training ResNet-14 at batch 8 (CPU)"),
+]
+
+
+@pytest.mark.slow
+def test_smoke_report_lists_every_figure(tmp_path: Path, data_dir: Path, cache_dir: Path, broker_url: str,
+                                         postgres_server_url: str) -> None:
+    output = tmp_path / "benchmarks.md"
+
+    status = main([
+        "--profile", "smoke",
+        "--output", str(output),
+        "--data-dir", str(data_dir),
+        "--cache-dir", str(cache_dir),
+        "--postgres-url", POSTGRES_ADMIN_URL,
+        "--redis-url", broker_url,
+    ])
+
+    report = output.read_text(encoding="utf-8")
+    rows = [line for line in report.splitlines() if re.match(r"\| [a-g] \|", line)]
+    assert status == 0, report
+    assert "failed:" not in report
+    assert len(rows) == len(EXPECTED_ROWS), "\n".join(rows)
+    for (section, name), row in zip(EXPECTED_ROWS, rows):
+        assert row.startswith(f"| {section} | {name}"), f"expected {section}. {name}, found {row}"
+        assert re.search(r"\| [\d.]+ / [\d.]+ / [\d.]+ \|$", row), f"no load average in {row}"
+    assert re.search(r"- At start: [\d.]+ / [\d.]+ / [\d.]+", report)
+    assert re.search(r"- At end: [\d.]+ / [\d.]+ / [\d.]+", report)
+    assert "- CPU: " in report
+    assert "torch " in report
+
+
+def test_unknown_section_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--sections", "az"])
+
+    assert caught.value.code == 2
+    assert "--sections must be letters from abcdefg; received 'az'" in capsys.readouterr().err
