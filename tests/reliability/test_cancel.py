@@ -1,4 +1,4 @@
-"""Cancelling a running run, and a whole sweep: training stops within 10 s and the status is cancelled."""
+"""Cancelling a running run and a whole sweep stops training within 10 s; a retry resumes from the checkpoint."""
 
 from __future__ import annotations
 
@@ -100,3 +100,25 @@ def test_cancel_sweep_stops_running_and_queued(fault_stack: FaultStack):
         assert run["status"] == "cancelled"
         assert run["attempts"] == 0
         assert run["started_at"] is None
+
+
+def test_retry_resumes_cancelled_run(fault_stack: FaultStack):
+    fault_stack.ensure_workers()
+    # Five epochs leave time for the cancel to arrive before the run ends on its own.
+    spec = {**LONG_RUN, "train": {**LONG_RUN["train"], "epochs": 5}, "data": {"train_subset": 500, "test_subset": 20}}
+    run_id = fault_stack.post("/api/runs", spec)["id"]
+    wait_until(lambda: fault_stack.metric_epochs(run_id) == [1], timeout=120, interval=0.1, what="epoch 1 of the run")
+    fault_stack.post(f"/api/runs/{run_id}/cancel")
+    wait_until(lambda: fault_stack.run(run_id)["status"] == "cancelled", timeout=STOP_DEADLINE_SECONDS, what="the cancel")
+    first_epoch = fault_stack.http.get(f"/api/runs/{run_id}/metrics").json()["data"][0]
+
+    retried = fault_stack.post(f"/api/runs/{run_id}/retry")
+    assert retried["status"] == "queued"
+    assert retried["cancel_requested"] is False
+
+    [run] = fault_stack.wait_until_final([run_id], timeout=120)
+    assert run["status"] == "succeeded", run["error"]
+    assert run["attempts"] == 2
+    assert fault_stack.metric_epochs(run_id) == [1, 2, 3, 4, 5]
+    # The retry resumed from the checkpoint, so epoch 1 kept the values it had.
+    assert fault_stack.http.get(f"/api/runs/{run_id}/metrics").json()["data"][0] == first_epoch
