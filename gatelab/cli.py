@@ -169,8 +169,9 @@ def _start_stack(api_port: int, dashboard_port: int, workers: int, dashboard: bo
 
     stack = Stack(get_settings(), api_port=api_port, dashboard_port=dashboard_port, workers=workers, with_dashboard=dashboard)
     # SIGTERM (from `kill` or a supervisor) stops the services like Ctrl-C does,
-    # so that no API, worker or Redis outlives this command.
-    # Set both handlers explicitly: a shell without job control starts background commands with SIGINT ignored.
+    # so that no API, worker or Redis outlives this command. SIGINT gets the same
+    # handler because a shell without job control starts background commands with
+    # SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     console.print("starting GateLab (logs in %s) ..." % stack.log_dir)
