@@ -23,10 +23,11 @@ def test_killed_worker_run_resumes_once(fault_stack: FaultStack):
     fault_stack.ensure_workers()
     run_id = fault_stack.post("/api/runs", THREE_EPOCHS)["id"]
 
-    wait_until(lambda: fault_stack.metric_epochs(run_id) == [1], timeout=300, interval=0.05, what="epoch 1 of the run")
+    wait_until(lambda: fault_stack.run(run_id)["status"] == "running", timeout=120, what="a worker to claim the run")
     running = fault_stack.run(run_id)
-    worker_name = running["worker"].split("@")[0]
-    fault_stack.workers[worker_name].kill_hard()
+    worker = fault_stack.workers[running["worker"].split("@")[0]]
+    wait_until(lambda: fault_stack.metric_epochs(run_id) == [1], timeout=300, interval=0.02, what="epoch 1 of the run")
+    worker.kill_hard()
     first_epoch = fault_stack.http.get(f"/api/runs/{run_id}/metrics").json()["data"][0]
 
     assert fault_stack.metric_epochs(run_id) == [1], "epoch 2 ended before the kill; the test could not kill mid-epoch"
