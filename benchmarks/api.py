@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -21,14 +22,14 @@ from pathlib import Path
 
 import httpx
 import redis
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from backend.db.migrate import upgrade_database
 from backend.db.models import Run, RunStatus, utc_now
-from backend.db.session import session_factory
+from backend.db.session import get_engine, session_factory
 from benchmarks.config import BenchConfig
 from benchmarks.load import LoadResult, generate_load
-from benchmarks.report import Figure, Report, load_average
+from benchmarks.report import Figure, Report, format_load, load_average
 from benchmarks.storage import postgres_database
 from gating_core.spec import RunSpec
 
@@ -81,11 +82,15 @@ def seed_runs(url: str, count: int) -> None:
     with session_factory(url)() as session:
         session.execute(insert(Run), rows)
         session.commit()
+    # Autovacuum would have processed a table this old; VACUUM sets the visibility
+    # map now, so that counting runs can use an index-only scan as it would in service.
+    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE runs"))
 
 
 @contextmanager
-def api_server(environment: dict[str, str], workers: int, log_path: Path) -> Iterator[str]:
-    """Start uvicorn with `workers` processes on a free port, yield its base URL, then stop it."""
+def api_server(environment: dict[str, str], workers: int, log_path: Path) -> Iterator[tuple[str, int]]:
+    """Start uvicorn with `workers` processes on a free port, yield its base URL and process id, then stop it."""
     port = _free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "backend.main:create_app",
@@ -97,7 +102,7 @@ def api_server(environment: dict[str, str], workers: int, log_path: Path) -> Ite
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(process, url, log_path)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -141,20 +146,15 @@ def benchmark_api(config: BenchConfig, report: Report) -> None:
     queue = f"gatelab-bench-{uuid.uuid4().hex[:10]}"
     broker = redis.Redis.from_url(config.redis_url, socket_connect_timeout=5)
     broker.ping()
+    requests = {"GET /api/runs": ("GET", None, 200), "POST /api/runs": ("POST", POSTED_SPEC, 201)}
+    results: dict[str, LoadResult] = {}
     with postgres_database(config.postgres_admin_url) as url, tempfile.TemporaryDirectory(prefix="gatelab-bench-") as home:
         seed_runs(url, config.api_runs)
         environment = _server_environment(url, config.redis_url, queue, Path(home))
         try:
-            with api_server(environment, config.api_workers, Path(home) / "api.log") as base_url:
-                results = {
-                    "GET /api/runs": asyncio.run(
-                        generate_load(base_url, "GET", "/api/runs", None, 200, config.api_clients, config.api_seconds)
-                    ),
-                    "POST /api/runs": asyncio.run(
-                        generate_load(base_url, "POST", "/api/runs", POSTED_SPEC, 201, config.api_clients,
-                                      config.api_seconds)
-                    ),
-                }
+            with api_server(environment, config.api_workers, Path(home) / "api.log") as (base_url, pid):
+                for name, (method, body, expected) in requests.items():
+                    results[name] = _measure(base_url, pid, method, body, expected, config)
             queued = int(broker.llen(queue))
         finally:
             delete_queue(config.redis_url, queue)
@@ -168,6 +168,41 @@ def benchmark_api(config: BenchConfig, report: Report) -> None:
                load_average())
     )
     report.add_details("d. API latency", _api_details(config, results))
+
+
+def _measure(base_url: str, server_pid: int, method: str, body: object | None, expected_status: int,
+             config: BenchConfig) -> LoadResult:
+    """Generate load on /api/runs and record the CPU time that the server and this process spent on it."""
+    server_before = process_tree_cpu_seconds(server_pid)
+    client_before = _own_cpu_seconds()
+    result = asyncio.run(
+        generate_load(base_url, method, "/api/runs", body, expected_status, config.api_clients, config.api_seconds)
+    )
+    result.server_cpu_seconds = process_tree_cpu_seconds(server_pid) - server_before
+    result.client_cpu_seconds = _own_cpu_seconds() - client_before
+    return result
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """Return the user and system CPU seconds of a process and its live descendants, from /proc."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        # After the command name, utime and stime are the 12th and 13th fields, in clock ticks.
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _server_environment(database_url: str, redis_url: str, queue: str, home: Path) -> dict[str, str]:
@@ -193,25 +228,31 @@ def _latency_figure(name: str, result: LoadResult) -> Figure:
 
 def _api_details(config: BenchConfig, results: dict[str, LoadResult]) -> list[str]:
     lines = [
-        f"uvicorn with {config.api_workers} worker processes on 127.0.0.1, access log off, PostgreSQL database with "
+        f"uvicorn with {config.api_workers} worker process{'es' if config.api_workers != 1 else ''} on 127.0.0.1, access log off, PostgreSQL database with "
         f"{config.api_runs:,} finished runs stored beforehand, Redis broker on a queue of its own. GET runs first "
         "(the default page: the 100 newest runs with their specs, and the count of all runs), then POST (create a "
-        "run and send its message to the broker).",
+        "run and send its message to the broker). The runs table was vacuumed after loading, as autovacuum would "
+        "have done in service.",
         "",
         f"Load generator: `benchmarks.load`, {config.api_clients} clients in one asyncio event loop in the "
         f"benchmark process, each with its own keep-alive connection (httpx {httpx.__version__}), sending its next "
-        f"request as soon as the previous one is answered, for {config.api_seconds:g} s per endpoint. Latency is "
+        f"request as soon as the previous response arrives, for {config.api_seconds:g} s per endpoint. Latency is "
         "measured in the client from sending the request to reading the whole response, so it includes the "
-        "client's own wait for the CPU on this machine.",
+        "client's own wait for the CPU on this machine. CPU per request counts the uvicorn processes (user and "
+        "system time from /proc, PostgreSQL and Redis not included) and the benchmark process, warm-up requests "
+        "included.",
         "",
-        "| Endpoint | requests | failed | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | load at end |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Endpoint | requests | failed | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) "
+        "| API CPU per request (ms) | load generator CPU per request (ms) | load at end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
+        sent = max(1, result.sent)
         lines.append(
             f"| {name} | {result.succeeded:,} | {result.failed:,} | {result.rate:.0f} | {result.percentile(50):.1f} "
             f"| {result.percentile(90):.1f} | {result.percentile(99):.1f} | {result.percentile(100):.1f} "
-            f"| {' / '.join(f'{value:.2f}' for value in result.load)} |"
+            f"| {1000 * result.server_cpu_seconds / sent:.2f} | {1000 * result.client_cpu_seconds / sent:.2f} "
+            f"| {format_load(result.load)} |"
         )
     for name, result in results.items():
         if result.errors:

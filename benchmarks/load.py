@@ -21,14 +21,23 @@ class LoadResult:
 
     latencies_ms: list[float] = field(default_factory=list)
     failed: int = 0
+    warmup_requests: int = 0
     warmup_succeeded: int = 0
     seconds: float = 0.0
     load: LoadAverage = (0.0, 0.0, 0.0)
     errors: dict[str, int] = field(default_factory=dict)
+    # CPU seconds spent during the run, filled in by the caller that can see the processes.
+    server_cpu_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
 
     @property
     def succeeded(self) -> int:
         return len(self.latencies_ms)
+
+    @property
+    def sent(self) -> int:
+        """Requests sent, warm-up included."""
+        return self.warmup_requests + self.succeeded + self.failed
 
     @property
     def rate(self) -> float:
@@ -55,6 +64,7 @@ async def generate_load(base_url: str, method: str, path: str, body: object | No
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         warmups = [_send(client, method, path, body) for _ in range(clients * WARMUP_REQUESTS)]
+        result.warmup_requests = len(warmups)
         for response in await asyncio.gather(*warmups, return_exceptions=True):
             if isinstance(response, httpx.Response) and response.status_code == expected_status:
                 result.warmup_succeeded += 1
