@@ -126,6 +126,8 @@ async def _database_rejected_value_handler(request: Request, error: Exception) -
     Routes should declare these limits themselves, so that OpenAPI shows them;
     this handler keeps a missing limit from turning into a 500.
     """
+    if isinstance(error, OverflowError) and "SQLite" not in str(error):
+        raise error
     reason = str(getattr(error, "orig", error)).splitlines()[0]
     logger.warning("database rejected a value in %s %s: %s", request.method, request.url.path, reason)
     entries = _out_of_range_parameters(request)
@@ -146,7 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(SpecError, _spec_error_handler)
     app.add_exception_handler(DBAPIError, _database_unavailable_handler)
-    # PostgreSQL raises DataError for an out-of-range integer or a NUL character;
-    # SQLite's driver raises OverflowError for an integer beyond 64 bits.
+    # PostgreSQL raises DataError for an out-of-range integer or a NUL character.
+    # SQLite's driver raises OverflowError ("Python int too large to convert to
+    # SQLite INTEGER") for an integer beyond 64 bits; other OverflowErrors stay 500s.
     app.add_exception_handler(DataError, _database_rejected_value_handler)
     app.add_exception_handler(OverflowError, _database_rejected_value_handler)
