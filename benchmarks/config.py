@@ -18,6 +18,8 @@ class BenchConfig:
     postgres_admin_url: str = DEFAULT_POSTGRES_ADMIN_URL
     redis_url: str = DEFAULT_REDIS_URL
     profile: str = "full"
+    # Intra-op threads for torch; None uses every core available, as the trainer does in a worker.
+    threads: int | None = None
 
     # Timed repetitions of every side-by-side measurement, after `warmup_rounds` untimed ones.
     repeats: int = 3
@@ -88,6 +90,8 @@ class BenchConfig:
             data_dir=data_dir,
             cache_dir=cache_dir,
             profile="smoke",
+            # One thread: two OpenMP threads on a busy 2-core machine wait for each other at every operation.
+            threads=1,
             repeats=1,
             warmup_rounds=0,
             depth=14,

@@ -59,7 +59,8 @@ def peak_rss_bytes() -> int:
 
 
 def train_and_measure(depth: int, batch_size: int, iterations: int, train_subset: int | None,
-                      test_subset: int | None, data_dir: Path, cache_dir: Path) -> dict[str, object]:
+                      test_subset: int | None, data_dir: Path, cache_dir: Path,
+                      threads: int | None = None) -> dict[str, object]:
     """Train `iterations` steps on the CPU as a worker would and return the peak memory at each stage."""
     spec = RunSpec.model_validate(
         {
@@ -70,6 +71,8 @@ def train_and_measure(depth: int, batch_size: int, iterations: int, train_subset
     )
     device = torch.device("cpu")
     configure_backends(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     after_import = peak_rss_bytes()
     data = prepare_data(spec, data_dir, cache_dir, device)
     after_data = peak_rss_bytes()
@@ -108,6 +111,8 @@ def measure_worker_memory(config: BenchConfig) -> dict[str, object]:
         command += ["--train-subset", str(config.memory_train_images)]
     if config.memory_test_images is not None:
         command += ["--test-subset", str(config.memory_test_images)]
+    if config.threads is not None:
+        command += ["--threads", str(config.threads)]
     completed = subprocess.run(
         command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, cwd=Path(__file__).resolve().parents[1]
     )
@@ -142,11 +147,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3, help="Optimiser steps to train.")
     parser.add_argument("--train-subset", type=int, default=None, help="Training images to load; default: all.")
     parser.add_argument("--test-subset", type=int, default=None, help="Test images to load; default: all.")
+    parser.add_argument("--threads", type=int, default=None, help="Intra-op threads; default: every core.")
     parser.add_argument("--data-dir", type=Path, required=True, help="Folder with cifar10/.")
     parser.add_argument("--cache-dir", type=Path, required=True, help="Folder for the decoded-image cache.")
     arguments = parser.parse_args()
     result = train_and_measure(arguments.depth, arguments.batch_size, arguments.iterations, arguments.train_subset,
-                               arguments.test_subset, arguments.data_dir, arguments.cache_dir)
+                               arguments.test_subset, arguments.data_dir, arguments.cache_dir, arguments.threads)
     print(json.dumps(result))
 
 

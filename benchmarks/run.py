@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    configure_backends(torch.device("cpu"))
+    if config.threads is None:
+        configure_backends(torch.device("cpu"))
+    else:
+        torch.set_num_threads(config.threads)
 
     report = Report(profile=config.profile)
     started = time.perf_counter()

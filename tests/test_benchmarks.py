@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.run import main
 from tests.support.services import POSTGRES_ADMIN_URL
@@ -31,16 +33,33 @@ EXPECTED_ROWS = [
 ]
 
 
+# Images per class and split of the synthetic CIFAR-10: enough for the smoke profile's largest subset (64).
+IMAGES_PER_CLASS = 8
+
+
+def write_tiny_cifar10(root: Path) -> Path:
+    """Write a CIFAR-10 class-folder tree of random 32x32 PNG images and return the data directory."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in range(10):
+            folder = root / "cifar10" / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for position in range(IMAGES_PER_CLASS):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{position}.png")
+    return root
+
+
 @pytest.mark.slow
-def test_smoke_report_lists_every_figure(tmp_path: Path, data_dir: Path, cache_dir: Path, broker_url: str,
-                                         postgres_server_url: str) -> None:
+def test_smoke_report_lists_every_figure(tmp_path: Path, broker_url: str, postgres_server_url: str) -> None:
     output = tmp_path / "benchmarks.md"
+    data_dir = write_tiny_cifar10(tmp_path / "data")
 
     status = main([
         "--profile", "smoke",
         "--output", str(output),
         "--data-dir", str(data_dir),
-        "--cache-dir", str(cache_dir),
+        "--cache-dir", str(tmp_path / "cache"),
         "--postgres-url", POSTGRES_ADMIN_URL,
         "--redis-url", broker_url,
     ])
