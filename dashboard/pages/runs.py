@@ -96,9 +96,11 @@ def runs_table() -> None:
     frame["link"] = "run?run=" + frame["id"].astype(str)
     frame["sweep"] = frame["sweep_id"].map(lambda value: None if pd.isna(value) else f"{RUNS_URL}?sweep={int(value)}")
     frame["worker"] = frame["worker"].fillna("") + frame["gpu"].fillna("").map(lambda gpu: f" ({gpu})" if gpu else "")
+    frame["epochs"] = frame["epoch"].astype(str) + " / " + frame["total_epochs"].astype(str)
+    # Status, results and worker first, so they stay in view when the table is wider than the page.
     columns = [
-        "link", "name", "status", "progress", "epoch", "total_epochs", "gate_kind", "gate_loss_weight",
-        "seed", "test_accuracy", "skip_rate", "worker", "sweep",
+        "link", "status", "progress", "epochs", "gate_loss_weight", "seed", "test_accuracy", "skip_rate",
+        "worker", "gate_kind", "name", "sweep",
     ]
     pages = max(1, -(-page["count"] // PAGE_SIZE))
     st.caption(f"{page['count']} runs; page {page_number} of {pages}. Refreshes every {api.LIVE_TTL_SECONDS} s.")
@@ -109,6 +111,8 @@ def runs_table() -> None:
         column_config={
             "link": st.column_config.LinkColumn("run", display_text=r"run\?run=(\d+)"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+            "epochs": st.column_config.TextColumn("epoch", help="Epochs completed of the total."),
+            "gate_kind": st.column_config.TextColumn("gate"),
             "gate_loss_weight": st.column_config.NumberColumn("λ", format="%g"),
             "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.4f"),
             "skip_rate": st.column_config.NumberColumn("skip rate", format="%.3f", help="Share of test images with g < 0.5."),
