@@ -99,7 +99,7 @@ class BenchConfig:
             train_images=32,
             epoch_test_images=16,
             test_images=32,
-            accuracy_seeds=1,
+            accuracy_seeds=2,
             accuracy_epochs=1,
             accuracy_milestones=(1,),
             reference_workers=1,

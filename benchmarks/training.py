@@ -12,6 +12,7 @@ from benchmarks.report import Figure, Report, load_average, median, ratio_figure
 from benchmarks.workload import Cifar10, build_trainer, make_spec, train_seconds, training_data
 from gating_core.data.pipeline import DeviceImages
 from gating_core.train.precision import bf16_supported
+from gating_core.train.trainer import Trainer, TrainingData
 
 CPU = torch.device("cpu")
 # Gate kinds of the throughput comparison, each against the ungated network.
@@ -29,7 +30,6 @@ def benchmark_trainer(config: BenchConfig, cifar: Cifar10, report: Report) -> No
     precisions = ["float32", "bf16"] if bf16_supported(CPU) else ["float32"]
     data = training_data(cifar, config.train_images, config.epoch_test_images, CPU)
     final_test = DeviceImages.from_image_set(cifar.test, cifar.test_indices(config.test_images), CPU)
-    rounds = config.rounds
     seconds: dict[str, list[float]] = {"reference": [], **{precision: [] for precision in precisions}}
     accuracy: dict[str, list[float]] = {precision: [] for precision in precisions}
 
@@ -42,20 +42,7 @@ def benchmark_trainer(config: BenchConfig, cifar: Cifar10, report: Report) -> No
         workers=config.reference_workers,
     )
     for seed in range(config.accuracy_seeds):
-        trainers = {
-            precision: build_trainer(
-                make_spec(config, precision=precision, seed=seed, epochs=config.accuracy_epochs), data, CPU
-            )
-            for precision in precisions
-        }
-        for epoch in range(config.accuracy_epochs):
-            timed = seed == 0 and epoch < rounds
-            if timed:
-                seconds["reference"].append(reference.run_epoch()[0])
-            for precision, trainer in trainers.items():
-                metrics = trainer.run_epoch()
-                if timed:
-                    seconds[precision].append(train_seconds(len(data.train), metrics.images_per_second))
+        trainers = _train_seed(config, data, precisions, seed, reference, seconds)
         for precision, trainer in trainers.items():
             accuracy[precision].append(trainer.evaluate(final_test).accuracy)
 
@@ -63,6 +50,26 @@ def benchmark_trainer(config: BenchConfig, cifar: Cifar10, report: Report) -> No
     report.figures.extend(_epoch_figures(timed_seconds, precisions))
     report.figures.append(_accuracy_figure(accuracy, config))
     report.add_details("a. Trainer against the reference loop", _trainer_details(config, seconds, accuracy))
+
+
+def _train_seed(config: BenchConfig, data: TrainingData, precisions: list[str], seed: int,
+                reference: ReferenceLoop, seconds: dict[str, list[float]]) -> dict[str, Trainer]:
+    """Train one trainer per precision for `accuracy_epochs`; seed 0 also times its first rounds."""
+    trainers = {
+        precision: build_trainer(
+            make_spec(config, precision=precision, seed=seed, epochs=config.accuracy_epochs), data, CPU
+        )
+        for precision in precisions
+    }
+    for epoch in range(config.accuracy_epochs):
+        timed = seed == 0 and epoch < config.rounds
+        if timed:
+            seconds["reference"].append(reference.run_epoch()[0])
+        for precision, trainer in trainers.items():
+            metrics = trainer.run_epoch()
+            if timed:
+                seconds[precision].append(train_seconds(len(data.train), metrics.images_per_second))
+    return trainers
 
 
 def _epoch_figures(seconds: dict[str, list[float]], precisions: list[str]) -> list[Figure]:
@@ -96,8 +103,12 @@ def _trainer_details(config: BenchConfig, seconds: dict[str, list[float]],
                      accuracy: dict[str, list[float]]) -> list[str]:
     lines = [
         f"ResNet-{config.depth}, batch {config.batch_size}, {config.train_images} CIFAR-10 training images, "
-        f"SGD (lr 0.1, momentum 0.9, weight decay 1e-4), on the CPU. Seconds of the training pass of each round "
-        f"({_warmup_note(config)}):",
+        "SGD (lr 0.1, momentum 0.9, weight decay 1e-4), on the CPU. The reference loop (`benchmarks.reference`) "
+        f"feeds PIL images through torchvision transforms and a DataLoader with {config.reference_workers} worker "
+        "process(es) to a contiguous float32 model and uses SGD's default implementation. The trainer keeps the "
+        "images as uint8 tensors, crops and flips whole batches, and uses channels_last and the fused SGD step. "
+        "The trainer's time is that of its training pass, without the evaluation that follows each epoch. "
+        f"Seconds of each round ({_warmup_note(config)}):",
         "",
         "| Round | " + " | ".join(seconds) + " |",
         "|---|" + "---|" * len(seconds),
@@ -105,10 +116,15 @@ def _trainer_details(config: BenchConfig, seconds: dict[str, list[float]],
     for index in range(len(seconds["reference"])):
         values = " | ".join(f"{column[index]:.2f}" for column in seconds.values())
         lines.append(f"| {index + 1} | {values} |")
-    lines += [
-        "",
-        f"Accuracy: {config.accuracy_epochs} epochs on the same {config.train_images} images (lr ÷10 after epochs "
-        f"{', '.join(map(str, config.accuracy_milestones))}), then evaluation on {config.test_images} CIFAR-10 test "
+    return lines + ["", *_accuracy_details(config, accuracy)]
+
+
+def _accuracy_details(config: BenchConfig, accuracy: dict[str, list[float]]) -> list[str]:
+    milestones = make_spec(config, epochs=config.accuracy_epochs).train.lr_milestones
+    schedule = f"lr ÷10 after epochs {', '.join(map(str, milestones))}" if milestones else "constant lr"
+    lines = [
+        f"Accuracy: {config.accuracy_epochs} epoch(s) on the same {config.train_images} images ({schedule}), "
+        f"then evaluation on {config.test_images} CIFAR-10 test "
         "images in the run's own precision. Each seed trains both precisions from the same initial weights and "
         "batch order.",
         "",
@@ -118,10 +134,17 @@ def _trainer_details(config: BenchConfig, seconds: dict[str, list[float]],
     for seed in range(config.accuracy_seeds):
         values = " | ".join(f"{100 * column[seed]:.2f}" for column in accuracy.values())
         lines.append(f"| {seed} | {values} |")
-    if config.accuracy_seeds > 1:
-        spread = 100 * statistics.stdev(accuracy["float32"])
-        lines += ["", f"Standard deviation of the float32 accuracy over seeds: {spread:.2f} points."]
-    return lines
+    if config.accuracy_seeds < 2 or "bf16" not in accuracy:
+        return lines
+    differences = [100 * (bf16 - float32) for bf16, float32 in zip(accuracy["bf16"], accuracy["float32"])]
+    standard_error = statistics.stdev(differences) / len(differences) ** 0.5
+    spread = 100 * statistics.stdev(accuracy["float32"])
+    return lines + [
+        "",
+        f"bf16 − float32 per seed: {', '.join(f'{difference:+.2f}' for difference in differences)} points; mean "
+        f"{statistics.fmean(differences):+.2f} ± {standard_error:.2f} (standard error). The float32 accuracy "
+        f"varies by {spread:.2f} points (standard deviation) from seed to seed.",
+    ]
 
 
 def benchmark_gates(config: BenchConfig, cifar: Cifar10, report: Report) -> None:

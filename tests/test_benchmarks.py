@@ -16,7 +16,7 @@ from tests.support.services import POSTGRES_ADMIN_URL
 EXPECTED_ROWS = [
     ("a", "Epoch time, trainer (float32) / reference loop (float32)"),
     ("a", "Epoch time, trainer (bf16) / reference loop (float32)"),
-    ("a", "Test accuracy, bf16 − float32"),
+    ("a", "Test accuracy, bf16 − float32 (mean of 2 seeds)"),
     ("b", "Training throughput, block-gated (model1) / ungated"),
     ("b", "Training throughput, layer-gated (exclusive) / ungated"),
     ("c", "Write one evaluation (200 x 54 gates), SQLite"),
