@@ -49,10 +49,15 @@ def gpu_images(count: int, data_dir: Path, cache_dir: Path) -> tuple[ImageSet, s
 
 
 def time_gpu_epochs(depth: int, images: int, data_dir: Path, cache_dir: Path, device_name: str = "cuda",
-                    compile_model: bool = False) -> dict[str, object]:
-    """Train one warm-up epoch and TIMED_EPOCHS timed epochs; return the median seconds and the setup."""
+                    compile_model: bool = False, threads: int | None = None) -> dict[str, object]:
+    """Train one warm-up epoch and TIMED_EPOCHS timed epochs; return the median seconds and the setup.
+
+    `threads` overrides the number of CPU threads, which matters only when `device_name` is "cpu".
+    """
     device = torch.device(device_name)
     configure_backends(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     image_set, description = gpu_images(images, data_dir, cache_dir)
     mean, std = resolve_normalization("cifar", "cifar10")
     test_positions = np.arange(min(TEST_IMAGES, images))

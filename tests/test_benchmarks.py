@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from benchmarks.gpu import time_gpu_epochs
 from benchmarks.run import main
 from tests.support.services import POSTGRES_ADMIN_URL
 
@@ -84,3 +86,19 @@ def test_unknown_section_is_rejected(capsys: pytest.CaptureFixture[str]) -> None
 
     assert caught.value.code == 2
     assert "--sections must be letters from abcdefg; received 'az'" in capsys.readouterr().err
+
+
+def test_gpu_epoch_script_runs_on_cpu(tmp_path: Path) -> None:
+    # No GPU here: the same code on the CPU checks everything but CUDA itself.
+    data_dir = write_tiny_cifar10(tmp_path / "data")
+    previous = torch.get_num_threads()
+    try:
+        result = time_gpu_epochs(depth=8, images=40, data_dir=data_dir, cache_dir=tmp_path / "cache",
+                                 device_name="cpu", threads=1)
+    finally:
+        torch.set_num_threads(previous)
+
+    assert result["source"] == "CIFAR-10 training images"
+    assert result["images"] == 40
+    assert result["precision"] in ("float32", "bf16")
+    assert 0 < result["train_seconds"] <= result["epoch_seconds"]
