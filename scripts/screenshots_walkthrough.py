@@ -81,7 +81,8 @@ def wait_for_script(page: Page) -> None:
 
 
 def scroll_to_top(locator: Locator) -> None:
-    locator.evaluate("element => element.scrollIntoView({block: 'start'})")
+    """Scroll the element to the top of the viewport, below Streamlit's header bar."""
+    locator.evaluate("element => { element.style.scrollMarginTop = '70px'; element.scrollIntoView({block: 'start'}); }")
 
 
 def wait_for_progress(client: GateLabClient, run_ids: list[int], timeout: float) -> None:
