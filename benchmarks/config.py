@@ -34,8 +34,8 @@ class BenchConfig:
     epoch_test_images: int = 500
     test_images: int = 10_000
     accuracy_seeds: int = 3
-    accuracy_epochs: int = 6
-    accuracy_milestones: tuple[int, ...] = (4, 5)
+    accuracy_epochs: int = 8
+    accuracy_milestones: tuple[int, ...] = (6, 7)
     reference_workers: int = 2
 
     # b. Gated against ungated training throughput, in epochs of `throughput_images`.

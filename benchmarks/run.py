@@ -1,9 +1,10 @@
 """Run every benchmark and write the Markdown report: `python -m benchmarks.run --output docs/benchmarks.md`.
 
-The full profile takes about 10 minutes on a quiet 2-core CPU. `--profile
-smoke` runs every code path on tiny sizes in seconds, for tests; its figures
-mean nothing. A section that raises is listed as failed in the report, and
-the command then exits with status 1.
+The full profile should take 10 to 12 minutes on a quiet 2-core CPU (an
+estimate from per-step CPU times; the report states the measured time).
+`--profile smoke` runs every code path on tiny sizes in seconds, for tests;
+its figures mean nothing. A section that raises is listed as failed in the
+report, and the command then exits with status 1.
 """
 
 from __future__ import annotations
