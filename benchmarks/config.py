@@ -40,7 +40,7 @@ class BenchConfig:
 
     # b. Gated against ungated training throughput, in epochs of `throughput_images`.
     throughput_images: int = 1280
-    throughput_repeats: int = 5
+    throughput_repeats: int = 4
     gate_loss_weight: float = 0.01
 
     # c. Per-sample storage: images x gates of one evaluation (ResNet-110 has 54 gated units).

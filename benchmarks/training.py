@@ -148,40 +148,46 @@ def _accuracy_details(config: BenchConfig, accuracy: dict[str, list[float]]) -> 
 
 
 def benchmark_gates(config: BenchConfig, cifar: Cifar10, report: Report) -> None:
-    """Compare the training throughput of gated ResNets with the ungated one, epoch by epoch in turn."""
+    """Compare the training throughput of gated ResNets with the ungated one, epoch by epoch in turn.
+
+    Both precisions are measured where the CPU has bf16, which the trainer then picks by default.
+    """
     data = training_data(cifar, config.throughput_images, config.batch_size, CPU)
     rounds = config.warmup_rounds + config.throughput_repeats
-    kinds = ["none", *GATED_KINDS]
+    precisions = ["bf16", "float32"] if bf16_supported(CPU) else ["float32"]
+    variants = [(kind, precision) for precision in precisions for kind in ("none", *GATED_KINDS)]
     trainers = {}
-    for kind in kinds:
+    for kind, precision in variants:
         weight = 0.0 if kind == "none" else config.gate_loss_weight
-        spec = make_spec(config, gate=kind, gate_loss_weight=weight, epochs=rounds)
-        trainers[kind] = build_trainer(spec, data, CPU)
-    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+        spec = make_spec(config, gate=kind, precision=precision, gate_loss_weight=weight, epochs=rounds)
+        trainers[kind, precision] = build_trainer(spec, data, CPU)
+    rates: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
     for _ in range(rounds):
-        for kind, trainer in trainers.items():
-            rates[kind].append(trainer.run_epoch().images_per_second)
+        for variant, trainer in trainers.items():
+            rates[variant].append(trainer.run_epoch().images_per_second)
 
-    precision = trainers["none"].precision.name
-    ungated = median(rates["none"][config.warmup_rounds:])
-    for kind, (title, target) in GATED_KINDS.items():
-        gated = median(rates[kind][config.warmup_rounds:])
-        name = f"Training throughput, {title} / ungated"
-        detail = f"{gated:.0f} / {ungated:.0f} images/s"
-        report.figures.append(ratio_figure("b", name, gated / ungated, target, at_most=False, detail=detail))
+    for precision in precisions:
+        ungated = median(rates["none", precision][config.warmup_rounds:])
+        for kind, (title, target) in GATED_KINDS.items():
+            gated = median(rates[kind, precision][config.warmup_rounds:])
+            name = f"Training throughput, {title} / ungated, {precision}"
+            detail = f"{gated:.0f} / {ungated:.0f} images/s"
+            report.figures.append(ratio_figure("b", name, gated / ungated, target, at_most=False, detail=detail))
+    report.add_details("b. Gated against ungated training throughput", _gates_details(config, rates, rounds))
 
+
+def _gates_details(config: BenchConfig, rates: dict[tuple[str, str], list[float]], rounds: int) -> list[str]:
     lines = [
         f"ResNet-{config.depth}, batch {config.batch_size}, epochs of {config.throughput_images} CIFAR-10 images "
-        f"through the trainer in {precision} (the trainer's automatic choice on this CPU), gate-loss weight "
-        f"{config.gate_loss_weight}. Images per second of each round ({_warmup_note(config)}):",
+        f"through the trainer, gate-loss weight {config.gate_loss_weight}, on the CPU. All variants take turns, one "
+        f"epoch each per round. Images per second of each round ({_warmup_note(config)}):",
         "",
-        "| Round | " + " | ".join(kinds) + " |",
-        "|---|" + "---|" * len(kinds),
+        "| Round | " + " | ".join(f"{kind}, {precision}" for kind, precision in rates) + " |",
+        "|---|" + "---|" * len(rates),
     ]
     for index in range(rounds):
-        lines.append(f"| {index + 1} | " + " | ".join(f"{rates[kind][index]:.0f}" for kind in kinds) + " |")
-    report.add_details("b. Gated against ungated training throughput", lines)
-
+        lines.append(f"| {index + 1} | " + " | ".join(f"{values[index]:.0f}" for values in rates.values()) + " |")
+    return lines
 
 
 def _warmup_note(config: BenchConfig) -> str:
