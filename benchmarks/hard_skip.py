@@ -62,7 +62,7 @@ def benchmark_hard_skip(config: BenchConfig, cifar: Cifar10, report: Report) -> 
         wall_saving = 1 - point_seconds / soft_per_image
         mac_saving = 1 - point.macs_per_image / full_macs
         ratio = wall_saving / mac_saving
-        detail = f"time −{100 * wall_saving:.1f} % for MACs −{100 * mac_saving:.1f} %"
+        detail = f"time {-100 * wall_saving:+.1f} % for MACs {-100 * mac_saving:+.1f} %"
         name = f"Hard-skip wall-time saving / MAC saving, {title}"
         report.figures.append(ratio_figure("e", name, ratio, SAVING_TARGET, at_most=False, detail=detail))
         rows.append((title, point.skipped_fraction, point_seconds, point.macs_per_image))

@@ -151,8 +151,7 @@ def describe_machine() -> list[str]:
         f"({os.cpu_count()} online)",
         f"- bf16: {'supported' if bf16_supported(cpu) else 'not supported'} by oneDNN on this CPU"
         f" (CPU flags: {', '.join(bf16_units) or 'none of avx512_bf16, amx_bf16'})",
-        f"- Python {platform.python_version()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} intra-op threads",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, intra-op threads: {torch.get_num_threads()}",
     ]
     if torch.cuda.is_available():
         lines.append(f"- GPU: {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}")

@@ -41,16 +41,22 @@ SECTIONS = {
     "g": "Worker memory",
 }
 
-METHOD = [
-    "- Each comparison runs its variants side by side in one process, in turns (one epoch or pass of each, "
-    "then the next round), so that a change in the machine's load hits all of them alike. The first round "
-    "is a warm-up and is left out.",
-    "- A figure is the median over the timed rounds; a comparison is the ratio of the two medians.",
-    "- Times are wall-clock (`time.perf_counter`). CPU runs use every core available to the process "
-    "(`torch.set_num_threads`), as the trainer does.",
-    "- No test asserts any of these times; this page is the record. The numbers per round are in the "
-    "sections below the table.",
-]
+def describe_method(config: BenchConfig) -> list[str]:
+    """Return the Markdown list that explains how the figures were measured."""
+    threads = "every core available to the process, as the trainer does" if config.threads is None else (
+        f"{config.threads} thread(s)"
+    )
+    warmup = "no warm-up round" if config.warmup_rounds == 0 else (
+        f"the first {config.warmup_rounds} round(s) are a warm-up and are left out"
+    )
+    return [
+        "- Each comparison runs its variants side by side in one process, in turns (one epoch or pass of each, "
+        f"then the next round), so that a change in the machine's load hits all of them alike; {warmup}.",
+        "- A figure is the median over the timed rounds; a comparison is the ratio of the two medians.",
+        f"- Times are wall-clock (`time.perf_counter`). CPU runs use {threads}.",
+        "- No test asserts any of these times; this page is the record. The numbers per round are in the "
+        "sections below the table.",
+    ]
 
 
 def run_sections(config: BenchConfig, sections: list[str], report: Report) -> None:
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     report.finished_load = load_average()
 
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(report.to_markdown(METHOD), encoding="utf-8")
+    arguments.output.write_text(report.to_markdown(describe_method(config)), encoding="utf-8")
     _progress(f"wrote {arguments.output} in {report.seconds:.0f} s")
     return 1 if report.failures else 0
 
