@@ -48,7 +48,7 @@ if st.button("Re-run with the same spec", key="reproducibility.rerun", type="pri
         st.success(f"Run {new_run['id']} is queued with the same spec: [open it](run?run={new_run['id']})")
 
 st.subheader("Spec")
-spec_text = json.dumps(run["spec"], indent=2)
+spec_text = json.dumps(run["spec"], indent=2, ensure_ascii=False)
 st.code(spec_text, language="json")
 st.download_button("Download spec (JSON)", spec_text, file_name=f"run-{run_id}-spec.json", mime="application/json")
 st.caption("`gatelab submit` or POST /api/runs accepts this file as it is.")
