@@ -9,22 +9,22 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).resolve().parent / "pages"
+VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="GateLab", layout="wide")
 navigation = st.navigation(
     [
-        st.Page(PAGES / "runs.py", title="Runs", url_path="runs", default=True),
-        st.Page(PAGES / "launch.py", title="Launch", url_path="launch"),
-        st.Page(PAGES / "sweep.py", title="Sweep", url_path="sweep"),
-        st.Page(PAGES / "run.py", title="Run", url_path="run"),
-        st.Page(PAGES / "distributions.py", title="Distributions", url_path="distributions"),
-        st.Page(PAGES / "difficulty.py", title="Difficulty", url_path="difficulty"),
-        st.Page(PAGES / "ood.py", title="Out-of-distribution", url_path="ood"),
-        st.Page(PAGES / "hard_skip.py", title="Hard skip", url_path="hard-skip"),
-        st.Page(PAGES / "compare.py", title="Compare runs", url_path="compare"),
-        st.Page(PAGES / "reproducibility.py", title="Reproducibility", url_path="reproducibility"),
-        st.Page(PAGES / "baselines.py", title="Baselines", url_path="baselines"),
+        st.Page(VIEWS / "runs.py", title="Runs", url_path="runs", default=True),
+        st.Page(VIEWS / "launch.py", title="Launch", url_path="launch"),
+        st.Page(VIEWS / "sweep.py", title="Sweep", url_path="sweep"),
+        st.Page(VIEWS / "run.py", title="Run", url_path="run"),
+        st.Page(VIEWS / "distributions.py", title="Distributions", url_path="distributions"),
+        st.Page(VIEWS / "difficulty.py", title="Difficulty", url_path="difficulty"),
+        st.Page(VIEWS / "ood.py", title="Out-of-distribution", url_path="ood"),
+        st.Page(VIEWS / "hard_skip.py", title="Hard skip", url_path="hard-skip"),
+        st.Page(VIEWS / "compare.py", title="Compare runs", url_path="compare"),
+        st.Page(VIEWS / "reproducibility.py", title="Reproducibility", url_path="reproducibility"),
+        st.Page(VIEWS / "baselines.py", title="Baselines", url_path="baselines"),
     ]
 )
 navigation.run()

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from gatelab.client import GateLabClient
 from gatelab.settings import get_settings
 
-PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 pytestmark = pytest.mark.slow
 
 OOD_BODY = {"kind": "ood", "params": {"dataset": "corruption", "corruption": "contrast", "severity": 5, "limit": 100}}

@@ -13,7 +13,7 @@ from gatelab.settings import get_settings
 from tests.support.baselines import EXACT_TEST_SET, JPEG_TEST_SET, PUBLISHED
 from tests.support.services import free_port
 
-PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "pages" / "baselines.py"
+PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "views" / "baselines.py"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gatelab.settings import get_settings
 from gating_core.presets import list_presets
 from tests.support.services import REDIS_URL, delete_queue, redis_available, service_environment, skip_or_fail, start_api
 
-LAUNCH_PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "pages" / "launch.py"
+LAUNCH_PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "views" / "launch.py"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from gatelab.client import GateLabClient
 from gatelab.settings import get_settings
 from tests.support.services import free_port
 
-PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 pytestmark = pytest.mark.slow
 
 
