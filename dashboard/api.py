@@ -66,11 +66,6 @@ def metrics(run_id: int) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=RESULT_TTL_SECONDS, show_spinner=False)
-def all_samples(run_id: int, split: str = "test") -> pd.DataFrame:
-    return get_client().samples_frame(run_id, split=split)
-
-
-@st.cache_data(ttl=RESULT_TTL_SECONDS, show_spinner=False)
 def samples_page(run_id: int, **params: Any) -> dict[str, Any]:
     return get_client().samples(run_id, **params)
 

@@ -8,8 +8,9 @@ import streamlit as st
 
 from dashboard import api
 
-TILES_PER_ROW = 6
-ROWS_PER_PAGE = 4
+# Four tiles per row keep class names such as 'automobile' on one line in each half.
+TILES_PER_ROW = 4
+ROWS_PER_PAGE = 5
 
 
 def render_gallery(run_id: int, spec: dict[str, Any], threshold: float, class_names: list[str]) -> None:
@@ -62,8 +63,10 @@ def _gallery_half(
     st.markdown(f"**{title}**: {page['count']} images, sorted by g {'ascending' if sort == 'gate' else 'descending'}.")
     tiles = []
     for sample in page["data"]:
-        mark = "✓" if sample["correct"] else "✗"
-        caption = f"g={sample['gate']:.3f} {mark}\n{sample['label_name']} → {sample['prediction_name']}"
+        if sample["correct"]:
+            caption = f"g={sample['gate']:.3f} ✓ {sample['label_name']}"
+        else:
+            caption = f"g={sample['gate']:.3f} ✗ {sample['label_name']}, predicted {sample['prediction_name']}"
         tiles.append((sample["index"], caption))
     render_tiles(dataset, "test", tiles)
 
