@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gatelab.settings import get_settings
 
-PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 pytestmark = pytest.mark.slow
 
 
@@ -37,8 +38,10 @@ def test_runs_page_lists_finished_runs(dashboard_env):
     assert not app.exception
     table = app.dataframe[0].value
     run_ids = {run["id"] for run in dashboard_env["runs"]}
-    assert {int(link.split("=")[1]) for link in table["link"]} >= run_ids
-    assert set(table["status"]) == {"succeeded"}
+    status_by_id = {int(link.split("=")[1]): status for link, status in zip(table["link"], table["status"])}
+    assert status_by_id.keys() >= run_ids
+    # Other tests share this stack and may leave runs of their own in other states.
+    assert {status_by_id[run_id] for run_id in run_ids} == {"succeeded"}
 
 
 def test_sweep_page_plots_accuracy_against_lambda(dashboard_env):
@@ -100,11 +103,19 @@ def test_launch_page_submits_run(dashboard_env):
     app.number_input(key="spec.model.depth").set_value(8)
     app.number_input(key="spec.train.epochs").set_value(1)
     app.number_input(key="spec.gate_loss_weight").set_value(0.5)
+    app.number_input(key="spec.data.train_subset").set_value(64)
+    app.number_input(key="spec.data.test_subset").set_value(32)
     app.button[0].click().run()
 
     assert not app.exception
     assert app.success, [e.value for e in app.error]
     assert "is queued" in app.success[0].value
+    run_id = int(app.success[0].value.split()[1])
+    run = httpx.get(f"{dashboard_env['api_url']}/api/runs/{run_id}", timeout=10).json()
+    assert run["spec"]["model"]["depth"] == 8
+    assert run["spec"]["data"]["train_subset"] == 64
+    # Keep the shared worker free for the tests that follow.
+    httpx.post(f"{dashboard_env['api_url']}/api/runs/{run_id}/cancel", timeout=10)
 
 
 def test_launch_page_shows_api_rejection(dashboard_env):
