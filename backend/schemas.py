@@ -30,8 +30,9 @@ class SweepCreate(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=200, description="Name shown in lists and plots.")
     base: RunSpec = Field(default_factory=RunSpec, description="Spec shared by every run of the sweep.")
-    grid: dict[str, list[Any]] = Field(
+    grid: dict[str, Annotated[list[Any], Field(max_length=MAX_GRID_VALUES)]] = Field(
         ...,
+        max_length=20,
         description=(
             "Spec fields to vary, each with its list of values, for example "
             '{"gate_loss_weight": [0.001, 0.1, 10], "seed": [0, 1, 2]}. Keys are spec fields '
@@ -39,7 +40,7 @@ class SweepCreate(BaseModel):
         ),
     )
     baseline_run_id: int | None = Field(
-        None, ge=1, description="A finished run drawn as the baseline line on the sweep page."
+        None, ge=1, le=2**31 - 1, description="A finished run drawn as the baseline line on the sweep page."
     )
     preset: str | None = Field(None, max_length=100, description="The preset this sweep came from, if any.")
 

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,12 @@ from backend.queue import RunQueue
 from gatelab.settings import Settings
 
 bearer = HTTPBearer(auto_error=False)
+
+# Ids are 32-bit integer columns on PostgreSQL, so a larger id can only be a mistake.
+MAX_ID = 2**31 - 1
+RunIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Run id.")]
+SweepIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Sweep id.")]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_app_settings(request: Request) -> Settings:

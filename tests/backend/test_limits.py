@@ -6,15 +6,12 @@ leaves the data or artifact directory.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from gating_core.spec import RunSpec
 
 # ---------------------------------------------------------------- schema walk
 
@@ -107,7 +104,8 @@ def test_bad_spec_names_field_and_values(client, spec, field, words):  # type: i
 
 def test_sweep_over_run_cap_creates_nothing(client):  # type: ignore[no-untyped-def]
     cap = client.app.state.settings.max_runs_per_sweep
-    grid = {"seed": list(range(cap // 10 + 1)), "lambda": [0.001 * step for step in range(10)]}
+    lambdas = [0.001 * step for step in range(50)]
+    grid = {"seed": list(range(cap // len(lambdas) + 1)), "lambda": lambdas}
     base = {"model": {"gate": {"kind": "model1"}}}
 
     response = client.post("/api/sweeps", json={"name": "too big", "base": base, "grid": grid})
@@ -116,8 +114,19 @@ def test_sweep_over_run_cap_creates_nothing(client):  # type: ignore[no-untyped-
     message = response.json()["message"]
     assert "grid" in message
     assert f"at most {cap}" in message
-    assert str(len(grid["seed"]) * 10) in message
+    assert str(len(grid["seed"]) * len(lambdas)) in message
     assert client.get("/api/sweeps").json()["count"] == 0
+    assert client.get("/api/runs").json()["count"] == 0
+
+
+def test_grid_with_too_many_values_names_the_key(client):  # type: ignore[no-untyped-def]
+    grid = {"seed": list(range(101))}
+
+    response = client.post("/api/sweeps", json={"name": "long", "base": {}, "grid": grid})
+
+    assert response.status_code == 422
+    assert "grid.seed" in response.json()["message"]
+    assert "at most 100" in response.json()["message"]
     assert client.get("/api/runs").json()["count"] == 0
 
 
@@ -149,10 +158,16 @@ def test_body_over_size_limit_gets_413(client):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_id_beyond_database_range_gets_422(client):  # type: ignore[no-untyped-def]
-    huge = 2**70
-
-    for method, path in (("GET", f"/api/runs/{huge}"), ("POST", f"/api/runs/{huge}/cancel"), ("GET", f"/api/sweeps/{huge}")):
+@pytest.mark.parametrize("huge", [2**31, 2**70])
+def test_id_beyond_database_range_gets_422(client, huge):  # type: ignore[no-untyped-def]
+    paths = [
+        ("GET", f"/api/runs/{huge}"),
+        ("POST", f"/api/runs/{huge}/cancel"),
+        ("GET", f"/api/runs/{huge}/samples"),
+        ("GET", f"/api/sweeps/{huge}"),
+        ("GET", f"/api/runs?sweep_id={huge}"),
+    ]
+    for method, path in paths:
         response = client.request(method, path)
         assert response.status_code == 422, f"{method} {path}: {response.status_code} {response.text}"
         [entry] = response.json()["detail"]

@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 
-from backend.api.deps import QueueDep, ReadAccess, SessionDep, SettingsDep, WriteAccess
+from backend.api.deps import MAX_ID, QueueDep, ReadAccess, RunIdPath, SessionDep, SettingsDep, WriteAccess
 from backend.api.errors import validation_response
-from backend.api.routes.analysis_views import MAX_ID, RunIdPath
 from backend.api.routes.runs import load_run
 from backend.db.models import Analysis
 from backend.schemas import AnalysisCreate, AnalysisPublic, Page

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile, status
 
-from backend.api.deps import ReadAccess, SessionDep, SettingsDep, WriteAccess
+from backend.api.deps import MAX_ID, ReadAccess, SessionDep, SettingsDep, WriteAccess
 from backend.api.errors import validation_response
-from backend.api.routes.analysis_views import MAX_ID
 from backend.schemas import Page, ScoreSetPublic
 from backend.services import score_import
 from backend.storage import score_sets as score_storage

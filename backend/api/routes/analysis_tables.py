@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from backend.api.deps import ReadAccess, SessionDep
-from backend.api.routes.analysis_views import MAX_ID, csv_response
+from backend.api.deps import MAX_ID, ReadAccess, SessionDep
+from backend.api.routes.analysis_views import csv_response
 from backend.api.routes.sweeps import load_sweep
 from backend.schemas import SweepTable, SweepTableRow
 from backend.services import analysis_views

@@ -7,10 +7,10 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 
-from backend.api.deps import ReadAccess, SessionDep
+from backend.api.deps import MAX_ID, ReadAccess, RunIdPath, SessionDep
 from backend.api.errors import validation_response
 from backend.api.routes.samples import load_evaluation
 from backend.schemas import ComparisonPage, DifferingSample, DifficultyPublic, DistributionsPublic
@@ -22,8 +22,6 @@ router = APIRouter(prefix="/api/runs", tags=["analysis"])
 compare_router = APIRouter(prefix="/api/runs", tags=["analysis"])
 
 # Ids are INTEGER columns, which PostgreSQL keeps in 32 bits.
-MAX_ID = 2**31 - 1
-RunIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Run id.")]
 
 Split = Literal["test", "train"]
 Format = Literal["json", "csv"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 
-from backend.api.deps import ReadAccess, SessionDep, SettingsDep, WriteAccess
+from backend.api.deps import IdPath, ReadAccess, SessionDep, SettingsDep, WriteAccess
 from backend.schemas import BaselineImportResult, BaselinePublic, Page
 from backend.services.grid import SpecError
 from backend.storage import baselines as baseline_storage
@@ -83,7 +83,7 @@ def list_baselines(
 
 
 @router.get("/{baseline_id}", response_model=BaselinePublic, dependencies=[ReadAccess])
-def get_baseline(baseline_id: int, session: SessionDep) -> BaselinePublic:
+def get_baseline(baseline_id: IdPath, session: SessionDep) -> BaselinePublic:
     """Network, normalisation, source file hash, load report and measured accuracy of one baseline."""
     baseline = baseline_storage.get_baseline(session, baseline_id)
     if baseline is None:

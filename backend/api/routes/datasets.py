@@ -25,7 +25,7 @@ def get_image(
     settings: SettingsDep,
     name: Annotated[str, Path(max_length=300, description="Data set name, e.g. cifar10, or npz:PATH.")],
     split: Annotated[str, Path(pattern="^(train|test)$")],
-    index: Annotated[int, Path(ge=0, description="Index of the image in the split.")],
+    index: Annotated[int, Path(ge=0, le=10_000_000, description="Index of the image in the split.")],
     scale: Annotated[int, Query(ge=1, le=16, description="Upscale by this factor (nearest neighbour).")] = 1,
 ) -> Response:
     """Return one image as PNG."""

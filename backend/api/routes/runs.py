@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from backend.api.deps import QueueDep, ReadAccess, SessionDep, WriteAccess
+from backend.api.deps import MAX_ID, QueueDep, ReadAccess, RunIdPath, SessionDep, WriteAccess
 from backend.db.models import Run, RunStatus
 from backend.schemas import EpochMetricPublic, Page, RunPublic
 from backend.storage import metrics as metric_storage
@@ -34,7 +34,7 @@ def create_run(spec: RunSpec, session: SessionDep, queue: QueueDep) -> Run:
 @router.get("", response_model=Page[RunPublic], dependencies=[ReadAccess])
 def list_runs(
     session: SessionDep,
-    sweep_id: Annotated[int | None, Query(ge=1, description="Only runs of this sweep.")] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only runs of this sweep.")] = None,
     run_status: Annotated[RunStatus | None, Query(alias="status", description="Only runs with this status.")] = None,
     skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -51,13 +51,13 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunPublic, dependencies=[ReadAccess])
-def get_run(run_id: int, session: SessionDep) -> Run:
+def get_run(run_id: RunIdPath, session: SessionDep) -> Run:
     """Status, progress, spec and final metrics of one run."""
     return load_run(session, run_id)
 
 
 @router.get("/{run_id}/metrics", response_model=Page[EpochMetricPublic], dependencies=[ReadAccess])
-def get_metrics(run_id: int, session: SessionDep) -> dict:
+def get_metrics(run_id: RunIdPath, session: SessionDep) -> dict:
     """Per-epoch training loss, gate loss, training error, test accuracy and mean gate value."""
     load_run(session, run_id)
     rows = metric_storage.list_epoch_metrics(session, run_id)
@@ -65,7 +65,7 @@ def get_metrics(run_id: int, session: SessionDep) -> dict:
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, dependencies=[WriteAccess])
-def cancel_run(run_id: int, session: SessionDep) -> Run:
+def cancel_run(run_id: RunIdPath, session: SessionDep) -> Run:
     """Cancel a queued run at once, or stop a running one within a few seconds."""
     run = run_storage.request_cancel(session, load_run(session, run_id))
     session.commit()
@@ -73,7 +73,7 @@ def cancel_run(run_id: int, session: SessionDep) -> Run:
 
 
 @router.post("/{run_id}/retry", response_model=RunPublic, dependencies=[WriteAccess])
-def retry_run(run_id: int, session: SessionDep, queue: QueueDep) -> Run:
+def retry_run(run_id: RunIdPath, session: SessionDep, queue: QueueDep) -> Run:
     """Queue a failed, lost, cancelled or diverged run again; it resumes from its last checkpoint."""
     run = load_run(session, run_id)
     try:
@@ -86,7 +86,7 @@ def retry_run(run_id: int, session: SessionDep, queue: QueueDep) -> Run:
 
 
 @router.post("/{run_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=RunPublic, dependencies=[WriteAccess])
-def rerun(run_id: int, session: SessionDep, queue: QueueDep) -> Run:
+def rerun(run_id: RunIdPath, session: SessionDep, queue: QueueDep) -> Run:
     """Create a new run with the same spec as this one."""
     source = load_run(session, run_id)
     run = run_storage.create_run(session, RunSpec.model_validate(source.spec))

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 
-from backend.api.deps import ReadAccess, SessionDep
+from backend.api.deps import ReadAccess, RunIdPath, SessionDep
 from backend.api.routes.runs import load_run
 from backend.db.models import Evaluation, Sample
 from backend.schemas import SamplePublic, SamplesPage
@@ -54,7 +54,7 @@ def to_public(sample: Sample, evaluation: Evaluation, gates: list[float] | None)
 
 @router.get("/{run_id}/samples", response_model=SamplesPage, dependencies=[ReadAccess])
 def list_samples(
-    run_id: int,
+    run_id: RunIdPath,
     session: SessionDep,
     dataset: Annotated[str | None, Query(max_length=300, description="Data set; default: the run's test set.")] = None,
     split: Annotated[Literal["test", "train"], Query()] = "test",

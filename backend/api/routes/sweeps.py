@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from backend.api.deps import QueueDep, ReadAccess, SessionDep, SettingsDep, WriteAccess
+from backend.api.deps import QueueDep, ReadAccess, SessionDep, SettingsDep, SweepIdPath, WriteAccess
 from backend.schemas import Page, SweepCreate, SweepPublic
 from backend.services.grid import expand_grid
 from backend.storage import runs as run_storage
@@ -40,7 +40,7 @@ def create_sweep(body: SweepCreate, session: SessionDep, queue: QueueDep, settin
 @router.get("", response_model=Page[SweepPublic], dependencies=[ReadAccess])
 def list_sweeps(
     session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
     """List sweeps, newest first."""
@@ -49,12 +49,12 @@ def list_sweeps(
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, dependencies=[ReadAccess])
-def get_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
+def get_sweep(sweep_id: SweepIdPath, session: SessionDep) -> SweepPublic:
     return sweep_storage.to_public(session, load_sweep(session, sweep_id))
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepPublic, dependencies=[WriteAccess])
-def cancel_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
+def cancel_sweep(sweep_id: SweepIdPath, session: SessionDep) -> SweepPublic:
     """Cancel every queued or running run of the sweep."""
     sweep = load_sweep(session, sweep_id)
     runs, _ = run_storage.list_runs(session, sweep_id=sweep_id, limit=1_000_000)
