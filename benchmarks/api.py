@@ -15,10 +15,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -175,12 +177,21 @@ def _measure(base_url: str, server_pid: int, method: str, body: object | None, e
     """Generate load on /api/runs and record the CPU time that the server and this process spent on it."""
     server_before = process_tree_cpu_seconds(server_pid)
     client_before = _own_cpu_seconds()
-    result = asyncio.run(
-        generate_load(base_url, method, "/api/runs", body, expected_status, config.api_clients, config.api_seconds)
-    )
+    load = generate_load(base_url, method, "/api/runs", body, expected_status, config.api_clients, config.api_seconds)
+    result = run_in_own_loop(load)
     result.server_cpu_seconds = process_tree_cpu_seconds(server_pid) - server_before
     result.client_cpu_seconds = _own_cpu_seconds() - client_before
     return result
+
+
+def run_in_own_loop(coroutine: Coroutine[Any, Any, LoadResult]) -> LoadResult:
+    """Run a coroutine to completion on a new event loop in a thread of its own.
+
+    `asyncio.run` refuses to start where the calling thread already runs a
+    loop, as it does when the benchmarks are driven from inside another tool.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator") as executor:
+        return executor.submit(asyncio.run, coroutine).result()
 
 
 def process_tree_cpu_seconds(pid: int) -> float:
