@@ -26,7 +26,7 @@ from gating_core.models.weights import LoadReport, load_matching_weights
 from gating_core.spec import NormalizationChoice, RunSpec
 from gating_core.train.callbacks import Callback
 from gating_core.train.checkpoint import CheckpointCallback, restore_checkpoint
-from gating_core.train.precision import PrecisionPlan, plan_precision, resolve_device
+from gating_core.train.precision import plan_precision, resolve_device
 from gating_core.train.trainer import (
     Trainer,
     TrainingData,
