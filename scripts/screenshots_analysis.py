@@ -21,31 +21,19 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from gatelab.client import GateLabClient  # noqa: E402
+from scripts.screenshot_tools import SETTLE_SECONDS, launch_chromium, shrink_png, wait_for_streamlit  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDTH = 1400
 MAX_HEIGHT = 4200
-# Seconds for Plotly to draw after Streamlit reports that the script finished.
-CHART_SETTLE_SECONDS = 2.5
 
 OOD_ANALYSES = [
     {"dataset": "fashion-mnist"},
@@ -121,19 +109,6 @@ def views(client: GateLabClient, args: argparse.Namespace) -> list[View]:
     return result
 
 
-def wait_for_streamlit(page: Page) -> None:
-    """Wait until Streamlit has run the page script and the charts have had time to draw."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
-    page.wait_for_load_state("networkidle", timeout=120_000)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if running == 0:
-            break
-        time.sleep(0.5)
-    time.sleep(CHART_SETTLE_SECONDS)
-
-
 def content_height(page: Page) -> int:
     return int(
         page.evaluate(
@@ -143,21 +118,13 @@ def content_height(page: Page) -> int:
     )
 
 
-def shrink(path: Path) -> int:
-    """Reduce the PNG to a 256-colour palette; return its size in bytes."""
-    with Image.open(path) as image:
-        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    palette.save(path, optimize=True)
-    return path.stat().st_size
-
-
 def screenshot(page: Page, base_url: str, view: View, output: Path) -> tuple[Path, float]:
     """Save the view as a PNG; return its path and the seconds until the page script had finished."""
     page.set_viewport_size({"width": WIDTH, "height": 1000})
     started = time.perf_counter()
     page.goto(f"{base_url}/{view.path}", wait_until="domcontentloaded")
     wait_for_streamlit(page)
-    seconds = time.perf_counter() - started - CHART_SETTLE_SECONDS
+    seconds = time.perf_counter() - started - SETTLE_SECONDS
     page.set_viewport_size({"width": WIDTH, "height": min(content_height(page), MAX_HEIGHT)})
     wait_for_streamlit(page)
     path = output / f"{view.name}.png"
@@ -203,17 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         prepare(client, args.run, args.cscores)
     args.output.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page()
-        # NOTE: with Streamlit 1.67, a deep link such as /run opened on a freshly
-        # started dashboard ran dashboard/pages/run.py alone (narrow layout, file names
-        # in the sidebar) until a session had opened the root page, which runs
-        # dashboard/app.py and its st.navigation. So the root page is opened first.
         page.goto(args.dashboard_url, wait_until="domcontentloaded")
         wait_for_streamlit(page)
         for view in views(client, args):
             path, seconds = screenshot(page, args.dashboard_url.rstrip("/"), view, args.output)
-            print(f"{path.name}: {shrink(path) // 1024} KB, page ready in {seconds:.1f} s", flush=True)
+            print(f"{path.name}: {shrink_png(path) // 1024} KB, page ready in {seconds:.1f} s", flush=True)
         browser.close()
     if args.numbers:
         print_numbers(client, args)

@@ -24,23 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image
 from playwright.sync_api import Locator, Page, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from gatelab.client import GateLabClient  # noqa: E402
+from scripts.screenshot_tools import CHROMIUM_ARGS, shrink_png  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 1100}
 MAX_BYTES = 300_000
 # Large enough for the gate to separate images after a few CPU minutes, small enough for a laptop.
@@ -100,9 +91,7 @@ def save(page: Page, folder: Path, name: str) -> Path:
     page.wait_for_timeout(1500)  # Plotly and images draw after the script finishes.
     path = folder / f"walkthrough-{name}.png"
     page.screenshot(path=str(path))
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    size = path.stat().st_size
+    size = shrink_png(path)
     print(f"{path}: {size / 1000:.0f} KB")
     if size > MAX_BYTES:
         raise SystemExit(f"{path} is {size} bytes; the limit is {MAX_BYTES}")

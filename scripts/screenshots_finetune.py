@@ -2,7 +2,7 @@
 
 Run it against the stack that ran examples/finetune-resnet56.sh:
 
-    .venv/bin/python examples/finetune-screenshot.py --dashboard-url http://127.0.0.1:8501 --run 1
+    .venv/bin/python scripts/screenshots_finetune.py --dashboard-url http://127.0.0.1:8501 --run 1
 
 It drives the system Chromium through Playwright (no browser download), crops the
 run page from the "Gallery" heading down, and reduces the PNG to a 256-colour palette
@@ -12,49 +12,27 @@ so that it stays small.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 
-from PIL import Image
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(REPO_ROOT))
+
+from scripts.screenshot_tools import launch_chromium, shrink_png, wait_for_streamlit  # noqa: E402
+
 WIDTH = 1400
 HEIGHT = 3000
-# Seconds for images and charts to draw after Streamlit reports that the script finished.
-SETTLE_SECONDS = 3.0
-
-
-def wait_for_streamlit(page: Page) -> None:
-    """Wait until Streamlit has run the page script, then give images time to draw."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
-    page.wait_for_load_state("networkidle", timeout=180_000)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and page.locator('[data-testid="stStatusWidget"]').count():
-        time.sleep(0.5)
-    time.sleep(SETTLE_SECONDS)
 
 
 def save_gallery(dashboard_url: str, run_id: int, output: Path) -> int:
     """Save the run page's gallery as a palette PNG and return its size in bytes."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-        # A deep link on a fresh dashboard renders without the app's navigation until
-        # the root page has run once, so the root page is opened first.
-        page.goto(dashboard_url, wait_until="domcontentloaded")
-        wait_for_streamlit(page)
         page.goto(f"{dashboard_url}/run?run={run_id}", wait_until="domcontentloaded")
-        wait_for_streamlit(page)
+        wait_for_streamlit(page, settle=3.0)
 
         heading = page.get_by_role("heading", name="Gallery").bounding_box()
         content = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
@@ -65,10 +43,7 @@ def save_gallery(dashboard_url: str, run_id: int, output: Path) -> int:
         page.screenshot(path=str(output), clip=clip)
         browser.close()
 
-    with Image.open(output) as image:
-        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    palette.save(output, optimize=True)
-    return output.stat().st_size
+    return shrink_png(output)
 
 
 def main(argv: list[str] | None = None) -> int:
