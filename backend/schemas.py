@@ -12,8 +12,9 @@ from gating_core.spec import RunSpec
 
 ItemT = TypeVar("ItemT")
 
-# One grid axis may list at most this many values; the settings cap the total run count.
-MAX_GRID_VALUES = 100
+# One grid axis may list at most this many values, well above any sweep the run
+# cap allows, so that a runaway list is refused before anything expands it.
+MAX_GRID_VALUES = 10_000
 
 
 class Page(BaseModel, Generic[ItemT]):

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from backend.schemas import MAX_GRID_VALUES
+
 # ---------------------------------------------------------------- schema walk
 
 
@@ -104,7 +106,7 @@ def test_bad_spec_names_field_and_values(client, spec, field, words):  # type: i
 
 def test_sweep_over_run_cap_creates_nothing(client):  # type: ignore[no-untyped-def]
     cap = client.app.state.settings.max_runs_per_sweep
-    lambdas = [0.001 * step for step in range(50)]
+    lambdas = [0.001 * step for step in range(10)]
     grid = {"seed": list(range(cap // len(lambdas) + 1)), "lambda": lambdas}
     base = {"model": {"gate": {"kind": "model1"}}}
 
@@ -120,13 +122,13 @@ def test_sweep_over_run_cap_creates_nothing(client):  # type: ignore[no-untyped-
 
 
 def test_grid_with_too_many_values_names_the_key(client):  # type: ignore[no-untyped-def]
-    grid = {"seed": list(range(101))}
+    grid = {"seed": list(range(MAX_GRID_VALUES + 1))}
 
     response = client.post("/api/sweeps", json={"name": "long", "base": {}, "grid": grid})
 
     assert response.status_code == 422
     assert "grid.seed" in response.json()["message"]
-    assert "at most 100" in response.json()["message"]
+    assert f"at most {MAX_GRID_VALUES}" in response.json()["message"]
     assert client.get("/api/runs").json()["count"] == 0
 
 
