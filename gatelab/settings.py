@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         True, description="When an API token is set, whether read requests are allowed without it."
     )
     device: str = Field("auto", description="Torch device for training: auto (CUDA when present), cpu, cuda or cuda:N.")
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description=(
+            "CPU threads that torch uses in each worker. Default: every core the process may use; "
+            "`gatelab up --workers N` gives each of its workers an equal share."
+        ),
+    )
     allow_download: bool = Field(
         True, description="Whether torchvision may download CIFAR when the data directory has no copy."
     )

@@ -98,6 +98,7 @@ def run_experiment(
     init_weights: Mapping[str, torch.Tensor] | None = None,
     normalization: NormalizationChoice | None = None,
     allow_download: bool = False,
+    cpu_threads: int | None = None,
 ) -> ExperimentResult:
     """Train `spec` and evaluate every test image.
 
@@ -105,10 +106,11 @@ def run_experiment(
     state is saved there. `init_weights` (from a finished run or an imported
     baseline) are loaded into every matching backbone tensor, and the gate
     layers keep their fresh initialisation. `normalization` is the default that
-    the spec's own `data.normalization` overrides.
+    the spec's own `data.normalization` overrides. `cpu_threads` caps the
+    threads that torch uses on the CPU; by default it uses every core.
     """
     torch_device = resolve_device(device)
-    configure_backends(torch_device)
+    configure_backends(torch_device, cpu_threads)
     precision = plan_precision(spec.train.precision, torch_device)
     data = prepare_data(spec, data_dir, cache_dir, torch_device, normalization, allow_download)
 
@@ -154,11 +156,13 @@ def run_experiment(
     )
 
 
-def configure_backends(device: torch.device) -> None:
-    """Use every available CPU core, and let cuDNN pick the fastest kernels on CUDA."""
+def configure_backends(device: torch.device, cpu_threads: int | None = None) -> None:
+    """Let cuDNN pick the fastest kernels on CUDA; on the CPU use `cpu_threads`, or every available core."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    else:
+    if cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    elif device.type != "cuda":
         torch.set_num_threads(len(os.sched_getaffinity(0)))
 
 
@@ -181,6 +185,7 @@ def describe_environment(device: torch.device) -> dict[str, str]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "code_version": code_version(),
+        "cpu_threads": str(torch.get_num_threads()),
     }
     return environment
 

@@ -159,7 +159,7 @@ def execute_analysis(analysis_id: int, settings: Settings) -> str:
     logger.info("analysis %s (%s) of run %s started with %s", analysis_id, kind, run_id, params)
     started = time.perf_counter()
     try:
-        configure_backends(context.device)
+        configure_backends(context.device, settings.cpu_threads)
         result = _handlers()[kind](context, params)
     except Exception as error:
         logger.exception("analysis %s (%s) of run %s failed", analysis_id, kind, run_id)

@@ -196,6 +196,7 @@ def _train_and_store(
         init_weights=init_weights,
         normalization=normalization,
         allow_download=settings.allow_download,
+        cpu_threads=settings.cpu_threads,
     )
     heartbeat.finished.set()
     return store_success(sessions, run_id, token, result)

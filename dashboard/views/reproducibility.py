@@ -20,6 +20,7 @@ ENVIRONMENT_LABELS = {
     "cuda": "CUDA",
     "device": "device",
     "device_name": "device name",
+    "cpu_threads": "CPU threads",
 }
 
 st.title("Reproducibility")

@@ -33,6 +33,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture
 def stack(settings_env: dict[str, str], data_dir: Path, tmp_path: Path) -> Iterator[str]:
     environment = service_environment(settings_env)
+    environment["GATELAB_CPU_THREADS"] = "1"
     api, url = start_api(environment, tmp_path / "api.log")
     worker = start_worker(environment, tmp_path / "worker.log", "e2e")
     yield url
@@ -58,6 +59,7 @@ def test_sweep_runs_to_completion(stack: str):
         assert 0.0 <= run["test_accuracy"] <= 1.0
         assert 0.0 <= run["mean_gate"] <= 1.0
         assert run["environment"]["torch"].startswith("2.")
+        assert run["environment"]["cpu_threads"] == "1"
 
         metrics = httpx.get(f"{stack}/api/runs/{run_id}/metrics", timeout=10).json()
         assert [row["epoch"] for row in metrics["data"]] == [1, 2]
