@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 import pytest
@@ -13,41 +12,16 @@ from gatelab.cli import app
 from gatelab.settings import get_settings
 from gating_core.models.complexity import describe_architectures
 from gating_core.presets import list_presets
-from tests.support.services import (
-    REDIS_URL,
-    delete_queue,
-    free_port,
-    redis_available,
-    service_environment,
-    skip_or_fail,
-    start_api,
-)
+from tests.support.services import free_port, sqlite_api
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory):
-    """Start a real API process on a SQLite file and a Redis queue of its own. No worker runs."""
-    if not redis_available(REDIS_URL):
-        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
-    folder = tmp_path_factory.mktemp("catalog-api")
-    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
-    environment = service_environment(
-        {
-            "GATELAB_HOME": str(folder / "home"),
-            "GATELAB_DATABASE_URL": f"sqlite:///{folder / 'gatelab.db'}",
-            "GATELAB_BROKER_URL": REDIS_URL,
-            "GATELAB_QUEUE": queue,
-            "GATELAB_ALLOW_DOWNLOAD": "false",
-        }
-    )
-    process, url = start_api(environment, folder / "api.log")
-    try:
+    """A real API process on a SQLite file and a Redis queue of its own. No worker runs."""
+    with sqlite_api(tmp_path_factory.mktemp("catalog-api")) as (url, _):
         yield url
-    finally:
-        process.stop()
-        delete_queue(REDIS_URL, queue)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import httpx
@@ -12,33 +11,16 @@ from streamlit.testing.v1 import AppTest
 
 from gatelab.settings import get_settings
 from gating_core.presets import list_presets
-from tests.support.services import REDIS_URL, delete_queue, redis_available, service_environment, skip_or_fail, start_api
+from tests.support.services import sqlite_api
 
 LAUNCH_PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "views" / "launch.py"
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory):
-    """Start a real API process on a SQLite file and a Redis queue of its own. No worker runs."""
-    if not redis_available(REDIS_URL):
-        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
-    folder = tmp_path_factory.mktemp("launch-presets-api")
-    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
-    environment = service_environment(
-        {
-            "GATELAB_HOME": str(folder / "home"),
-            "GATELAB_DATABASE_URL": f"sqlite:///{folder / 'gatelab.db'}",
-            "GATELAB_BROKER_URL": REDIS_URL,
-            "GATELAB_QUEUE": queue,
-            "GATELAB_ALLOW_DOWNLOAD": "false",
-        }
-    )
-    process, url = start_api(environment, folder / "api.log")
-    try:
+    """A real API process on a SQLite file and a Redis queue of its own. No worker runs."""
+    with sqlite_api(tmp_path_factory.mktemp("launch-presets-api")) as (url, _):
         yield url
-    finally:
-        process.stop()
-        delete_queue(REDIS_URL, queue)
 
 
 @pytest.fixture

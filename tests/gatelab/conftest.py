@@ -7,22 +7,13 @@ train at once and no run of another test delays them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.services import (
-    REDIS_URL,
-    delete_queue,
-    redis_available,
-    service_environment,
-    skip_or_fail,
-    start_api,
-    start_worker,
-)
+from tests.support.services import sqlite_api, start_worker
 
 # A run that trains and evaluates in a few seconds on one CPU core.
 TINY_RUN = {
@@ -42,53 +33,21 @@ class ApiServer:
     folder: Path
 
 
-def _environment(folder: Path, queue: str, extra: dict[str, str]) -> dict[str, str]:
-    values = {
-        "GATELAB_HOME": str(folder / "home"),
-        "GATELAB_DATABASE_URL": f"sqlite:///{folder / 'gatelab.db'}",
-        "GATELAB_BROKER_URL": REDIS_URL,
-        "GATELAB_QUEUE": queue,
-        "GATELAB_ALLOW_DOWNLOAD": "false",
-        **extra,
-    }
-    return service_environment(values)
-
-
 @pytest.fixture(scope="session")
 def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """An API process on a SQLite file and a Redis queue of its own, with no worker."""
-    if not redis_available(REDIS_URL):
-        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
     folder = tmp_path_factory.mktemp("idle-api")
-    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
-    environment = _environment(folder, queue, {})
-    process, url = start_api(environment, folder / "api.log")
-    environment["GATELAB_API_URL"] = url
-    try:
+    with sqlite_api(folder) as (url, environment):
         yield ApiServer(url, environment, folder)
-    finally:
-        process.stop()
-        delete_queue(REDIS_URL, queue)
 
 
 @pytest.fixture(scope="session")
 def live_api(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, cache_dir: Path) -> Iterator[ApiServer]:
     """An API process with one worker of its own, on a SQLite file and a private Redis queue."""
-    if not redis_available(REDIS_URL):
-        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
     folder = tmp_path_factory.mktemp("live-api")
-    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
-    environment = _environment(folder, queue, {"GATELAB_DATA_DIR": str(data_dir), "GATELAB_CACHE_DIR": str(cache_dir)})
-    process, url = start_api(environment, folder / "api.log")
-    environment["GATELAB_API_URL"] = url
-    try:
+    with sqlite_api(folder, {"GATELAB_DATA_DIR": str(data_dir), "GATELAB_CACHE_DIR": str(cache_dir)}) as (url, environment):
         worker = start_worker(environment, folder / "worker.log", "cli")
-    except BaseException:
-        process.stop()
-        raise
-    try:
-        yield ApiServer(url, environment, folder)
-    finally:
-        worker.stop()
-        process.stop()
-        delete_queue(REDIS_URL, queue)
+        try:
+            yield ApiServer(url, environment, folder)
+        finally:
+            worker.stop()

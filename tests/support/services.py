@@ -168,6 +168,35 @@ def start_api(environment: dict[str, str], log_path: Path) -> tuple[ServiceProce
     return process, url
 
 
+@contextmanager
+def sqlite_api(folder: Path, extra: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """Run an API process on a SQLite file in `folder` and a Redis queue of its own.
+
+    Yields the API's URL and the environment that points a worker or the CLI
+    at it; the queue is deleted afterwards. Skips (fails in CI) without Redis.
+    """
+    if not redis_available(REDIS_URL):
+        skip_or_fail(f"Redis at {REDIS_URL} is unreachable")
+    queue = f"gatelab-test-{uuid.uuid4().hex[:10]}"
+    environment = service_environment(
+        {
+            "GATELAB_HOME": str(folder / "home"),
+            "GATELAB_DATABASE_URL": f"sqlite:///{folder / 'gatelab.db'}",
+            "GATELAB_BROKER_URL": REDIS_URL,
+            "GATELAB_QUEUE": queue,
+            "GATELAB_ALLOW_DOWNLOAD": "false",
+            **(extra or {}),
+        }
+    )
+    process, url = start_api(environment, folder / "api.log")
+    environment["GATELAB_API_URL"] = url
+    try:
+        yield url, environment
+    finally:
+        process.stop()
+        delete_queue(REDIS_URL, queue)
+
+
 def start_worker(environment: dict[str, str], log_path: Path, name: str, concurrency: int = 1) -> ServiceProcess:
     queue = environment.get("GATELAB_QUEUE", "gatelab")
     process = ServiceProcess(
