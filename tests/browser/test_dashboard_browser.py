@@ -7,11 +7,14 @@ import uuid
 
 import pytest
 
+from dashboard.gallery import ROWS_PER_PAGE, TILES_PER_ROW
 from gatelab.client import GateLabClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FRESH_STATUSES = {"queued", "running", "succeeded"}
+# Tiles on one page of the gallery: 200 images fill several pages.
+TILES_PER_PAGE = TILES_PER_ROW * ROWS_PER_PAGE
 
 
 def wait_for_script(page) -> None:  # type: ignore[no-untyped-def]
@@ -131,11 +134,11 @@ def test_gallery_threshold_moves_tiles(page, dashboard_url, running_stack):
     assert threshold.get_attribute("aria-valuetext") == "0.00"
     assert all_skip[0].startswith("Skips the gated stage: 200 images")
     assert none_skip[0] == "Skips the gated stage: no images in this g range."
-    assert len(all_skip[1]) == 24
+    assert len(all_skip[1]) == TILES_PER_PAGE
     assert all(caption.startswith("g=") for caption in all_skip[1])
     gates = [float(caption.split()[0].removeprefix("g=")) for caption in all_skip[1]]
     assert gates == sorted(gates)
     assert none_skip[1] == []
     images = page.locator("[data-testid=stImage] img")
-    assert images.count() == 24
+    assert images.count() == TILES_PER_PAGE
     assert images.first.evaluate("image => image.naturalWidth") > 0
