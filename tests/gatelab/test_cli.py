@@ -218,7 +218,8 @@ def test_submit_watch_shows_live_progress(live_api, tmp_path):
 
     output = ANSI_ESCAPE.sub("", result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "queued, epoch 0/2" in output
+    # The worker may claim the run before the first poll, so the first state shown varies.
+    assert re.search(r"(queued|running), epoch [01]/2", output), output
     assert "succeeded, epoch 2/2, test accuracy" in output
     assert "ETA" in output
     assert "final metrics" in output
