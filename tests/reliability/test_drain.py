@@ -11,7 +11,7 @@ from tests.reliability.conftest import FaultStack, tiny_spec
 
 pytestmark = pytest.mark.slow
 
-RUN_COUNT = 200
+RUN_COUNT = 60
 
 
 def test_two_workers_drain_queue_exactly_once(fault_stack: FaultStack):
