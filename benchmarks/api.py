@@ -187,8 +187,8 @@ def _measure(base_url: str, server_pid: int, method: str, body: object | None, e
 def run_in_own_loop(coroutine: Coroutine[Any, Any, LoadResult]) -> LoadResult:
     """Run a coroutine to completion on a new event loop in a thread of its own.
 
-    `asyncio.run` refuses to start where the calling thread already runs a
-    loop, as it does when the benchmarks are driven from inside another tool.
+    `asyncio.run` raises RuntimeError in a thread that already runs a loop,
+    as the calling thread does when another tool drives the benchmarks.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator") as executor:
         return executor.submit(asyncio.run, coroutine).result()

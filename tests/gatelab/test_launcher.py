@@ -30,15 +30,20 @@ def test_several_workers_get_a_thread_cap(tmp_path, monkeypatch):
     assert environment["GATELAB_CPU_THREADS"] == str(max(1, CORES // 2))
 
 
-def test_one_worker_and_a_chosen_cap_are_left_alone(tmp_path, monkeypatch):
+def test_one_worker_gets_no_cap(tmp_path, monkeypatch):
     monkeypatch.delenv("GATELAB_CPU_THREADS", raising=False)
-    one_worker = Stack(Settings(home=tmp_path), workers=1)._base_environment()
 
+    environment = Stack(Settings(home=tmp_path), workers=1)._base_environment()
+
+    assert "GATELAB_CPU_THREADS" not in environment
+
+
+def test_chosen_cap_is_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("GATELAB_CPU_THREADS", "3")
-    chosen = Stack(Settings(home=tmp_path), workers=4)._base_environment()
 
-    assert "GATELAB_CPU_THREADS" not in one_worker
-    assert chosen["GATELAB_CPU_THREADS"] == "3"
+    environment = Stack(Settings(home=tmp_path), workers=4)._base_environment()
+
+    assert environment["GATELAB_CPU_THREADS"] == "3"
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
