@@ -28,6 +28,18 @@ def _widen(tensor: Tensor) -> Tensor:
     return tensor.float()
 
 
+def _common_dtype(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Return the tensors in the dtype that arithmetic on them would promote to.
+
+    Fused kernels such as lerp and addcmul need one dtype, while autocast can hand
+    a unit a bfloat16 branch and a float32 shortcut.
+    """
+    dtype = tensors[0].dtype
+    for tensor in tensors[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return tuple(tensor.to(dtype) for tensor in tensors)
+
+
 def _neg_log(probability: Tensor) -> Tensor:
     """Return -log(p), with p clamped to the smallest normal float so that p = 0 stays finite."""
     tiny = torch.finfo(probability.dtype).tiny
@@ -98,7 +110,9 @@ class ExclusiveGate(SigmoidLayerGate):
     """
 
     def combine(self, gate: Tensor, shortcut: Tensor, residual: Tensor) -> Tensor:
-        return (1 - gate) * shortcut + gate * residual
+        # lerp computes x + g * (F(x) - x) in one kernel, where the plain formula takes four.
+        gate, shortcut, residual = _common_dtype(gate, shortcut, residual)
+        return torch.lerp(shortcut, residual, gate)
 
 
 class ShortcutOnlyGate(SigmoidLayerGate):
@@ -108,7 +122,9 @@ class ShortcutOnlyGate(SigmoidLayerGate):
     """
 
     def combine(self, gate: Tensor, shortcut: Tensor, residual: Tensor) -> Tensor:
-        return (1 - gate) * shortcut + residual
+        # (x + F(x)) - g * x in two kernels, where the plain formula takes four.
+        gate, shortcut, residual = _common_dtype(gate, shortcut, residual)
+        return torch.addcmul(shortcut + residual, gate, shortcut, value=-1)
 
 
 class TwoWayGate(LayerGate):

@@ -79,6 +79,22 @@ def test_sigmoid_layer_gate_by_hand(gate_class: type) -> None:
     torch.testing.assert_close(loss, tensor((norms[0] + norms[1]) / 2))
 
 
+@pytest.mark.parametrize("gate_class", [ExclusiveGate, ShortcutOnlyGate])
+def test_sigmoid_layer_gate_mixed_dtypes(gate_class: type) -> None:
+    """Under autocast a unit can get a bfloat16 branch and a float32 shortcut; the output is float32."""
+    gate = gate_class(1, 1, stride=1, bias_init=-6.0).to(device=DEVICE)
+    set_parameters(gate, conv_weight=[0.5], conv_bias=[-1.0])
+    shortcut = torch.tensor(SHORTCUT, device=DEVICE, dtype=torch.float32)
+    residual = torch.tensor(RESIDUAL, device=DEVICE, dtype=torch.bfloat16)
+    g = torch.tensor(sigmoid_gate_by_hand(0.5, -1.0), device=DEVICE, dtype=torch.float32).view(2, 1, 1, 2)
+
+    out, _, _ = gate(torch.tensor(UNIT_INPUT, device=DEVICE), shortcut, residual)
+
+    kept = g * residual.float() if gate_class is ExclusiveGate else residual.float()
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, (1 - g) * shortcut + kept)
+
+
 def test_sigmoid_layer_gate_starts_at_bias() -> None:
     gate = ExclusiveGate(4, 8, stride=2, bias_init=-3.0).to(DEVICE)
 
