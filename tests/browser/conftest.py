@@ -12,19 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from scripts.screenshot_tools import CHROMIUM, CHROMIUM_ARGS
 from tests.support.services import skip_or_fail, start_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
-# Flags for a headless browser in a container as root, with no network traffic of its own.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Streamlit renders slowly on a loaded 2-core machine; each wait is bounded by this.
 PAGE_TIMEOUT_MS = 60_000
 
