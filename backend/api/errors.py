@@ -24,10 +24,19 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _describe(error: dict[str, Any]) -> dict[str, Any]:
+    kind = error.get("type")
+    if kind == "json_invalid":
+        # The location's last part is the offset of the error in the body, not a field name.
+        position = error.get("loc", ("body", "?"))[-1]
+        reason = error.get("ctx", {}).get("error", "invalid JSON")
+        message = f"the request body is not valid JSON: {reason} at offset {position}"
+        return {"loc": ["body"], "field": "body", "msg": message, "type": kind}
+
     field = _field_name(error.get("loc", ()))
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    entry: dict[str, Any] = {"loc": list(error.get("loc", ())), "field": field, "msg": message, "type": error.get("type")}
-    if "input" in error:
+    entry: dict[str, Any] = {"loc": list(error.get("loc", ())), "field": field, "msg": message, "type": kind}
+    # A missing field's input is the object that lacks it, which says nothing about the field.
+    if "input" in error and kind != "missing":
         entry["input"] = error["input"]
     return entry
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -37,13 +37,25 @@ def grid_fields(model: type[BaseModel] = RunSpec, prefix: str = "") -> list[str]
     return names
 
 
+class Axis(NamedTuple):
+    """One grid axis: the key as the user wrote it, the spec field it sets, and its values."""
+
+    key: str
+    field: str
+    values: list[Any]
+
+
 def expand_grid(base: RunSpec, grid: dict[str, list[Any]], max_runs: int, sweep_name: str) -> list[RunSpec]:
     """Return one validated spec per grid combination, or raise SpecError naming the first bad field."""
     if not grid:
-        raise SpecError(["body", "grid"], "grid must name at least one field with a list of values", grid)
+        raise SpecError(
+            ["body", "grid"],
+            f"grid must name at least one field with a list of values; fields: lambda, {', '.join(grid_fields())}",
+            grid,
+        )
 
     allowed = grid_fields()
-    axes: list[tuple[str, list[Any]]] = []
+    axes: list[Axis] = []
     run_count = 1
     for key, values in grid.items():
         field = GRID_ALIASES.get(key, key)
@@ -55,7 +67,7 @@ def expand_grid(base: RunSpec, grid: dict[str, list[Any]], max_runs: int, sweep_
             )
         if not values:
             raise SpecError(["body", "grid", key], f"grid.{key} must list at least one value; received []", values)
-        axes.append((field, values))
+        axes.append(Axis(key, field, values))
         run_count *= len(values)
 
     if run_count > max_runs:
@@ -67,33 +79,42 @@ def expand_grid(base: RunSpec, grid: dict[str, list[Any]], max_runs: int, sweep_
 
     base_values = base.model_dump(mode="json")
     specs: list[RunSpec] = []
-    for combination in itertools.product(*(values for _, values in axes)):
+    for combination in itertools.product(*(axis.values for axis in axes)):
         values = _deep_copy(base_values)
-        for (field, _), value in zip(axes, combination):
-            _set_dotted(values, field, value)
+        for axis, value in zip(axes, combination):
+            _set_dotted(values, axis.field, value)
         values["name"] = _run_name(base.name or sweep_name, axes, combination)
         specs.append(_validate(values, axes, combination))
     return specs
 
 
-def _validate(values: dict[str, Any], axes: list[tuple[str, list[Any]]], combination: tuple[Any, ...]) -> RunSpec:
+def _validate(values: dict[str, Any], axes: list[Axis], combination: tuple[Any, ...]) -> RunSpec:
+    """Validate one run's spec; an error names the grid key the user wrote, or the base field."""
     try:
         return RunSpec.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
         loc = [str(part) for part in first["loc"]]
         dotted = ".".join(loc)
-        varied = ", ".join(f"{field}={value!r}" for (field, _), value in zip(axes, combination))
+        varied = ", ".join(f"{axis.key}={value!r}" for axis, value in zip(axes, combination))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        axis = next((axis for axis in axes if dotted == axis.field or dotted.startswith(f"{axis.field}.")), None)
+        if axis is not None:
+            inner = dotted.removeprefix(axis.field).lstrip(".")
+            where = ["body", "grid", axis.key, *([inner] if inner else [])]
+        else:
+            where = ["body", "base", *loc]
         raise SpecError(
-            ["body", "grid", *loc] if any(dotted.startswith(f) for f, _ in axes) else ["body", "base", *loc],
-            f"{dotted or 'spec'}: {first['msg']} (received {first.get('input')!r}, in the run with {varied})",
+            where,
+            f"{message} (received {first.get('input')!r}, in the run with {varied})",
             first.get("input"),
         ) from error
 
 
-def _run_name(prefix: str, axes: list[tuple[str, list[Any]]], combination: tuple[Any, ...]) -> str:
+def _run_name(prefix: str, axes: list[Axis], combination: tuple[Any, ...]) -> str:
     labels = []
-    for (field, _), value in zip(axes, combination):
+    for axis, value in zip(axes, combination):
+        field = axis.field
         short = {"gate_loss_weight": "λ", "seed": "seed"}.get(field, field.split(".")[-1])
         labels.append(f"{short}={value:g}" if isinstance(value, float) else f"{short}={value}")
     return f"{prefix} {' '.join(labels)}"[:200]

@@ -22,9 +22,9 @@ def sweep_with(**overrides):
             ["'exclusive'", "'model3'", "magic"],
         ),
         (sweep_with(base={"model": {"depth": 21}}), "base.model", ["6n+2", "21"]),
-        (sweep_with(grid={"lambda": [-1.0]}), "grid", ["greater than or equal to 0", "-1"]),
+        (sweep_with(grid={"lambda": [-1.0]}), "grid.lambda", ["greater than or equal to 0", "-1"]),
         (sweep_with(grid={"seed": [0]}, base={**BASE, "train": {"epochs": 0}}), "base.train.epochs", ["greater than or equal to 1", "0"]),
-        (sweep_with(grid={}), "grid", ["at least one field"]),
+        (sweep_with(grid={}), "grid", ["at least one field", "gate_loss_weight", "model.depth"]),
         (sweep_with(grid={"lambda": []}), "grid.lambda", ["at least one value"]),
         (sweep_with(grid={"colour": [1]}), "grid.colour", ["gate_loss_weight", "model.depth", "'colour'"]),
     ],
@@ -39,6 +39,35 @@ def test_sweep_rejection_names_field(client, body, field, fragments):
     for fragment in fragments:
         assert fragment in payload["message"], payload["message"]
     assert client.get("/api/runs").json()["count"] == 0
+
+
+def test_grid_error_uses_the_key_as_written(client):
+    response = client.post("/api/sweeps", json=sweep_with(grid={"lambda": [0.1, -1.0]}))
+
+    [entry] = response.json()["detail"]
+    assert entry["field"] == "grid.lambda"
+    assert response.json()["message"].count("gate_loss_weight") == 0
+    assert "lambda=-1.0" in response.json()["message"]
+
+
+def test_malformed_json_names_the_position(client):
+    response = client.post("/api/runs", content='{"model": {"depth": 20,}}', headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    [entry] = response.json()["detail"]
+    assert entry["field"] == "body"
+    assert "not valid JSON" in entry["msg"]
+    assert "at offset 23" in entry["msg"]
+
+
+def test_missing_field_does_not_echo_the_body(client):
+    response = client.post("/api/sweeps", json={"name": "no grid", "base": BASE})
+
+    assert response.status_code == 422
+    [entry] = response.json()["detail"]
+    assert entry["field"] == "grid"
+    assert "input" not in entry
+    assert "received" not in response.json()["message"]
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
