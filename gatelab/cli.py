@@ -152,6 +152,7 @@ def demo(
     except KeyboardInterrupt:
         console.print("stopping ...")
         stack.stop()
+        console.print("stopped")
         raise typer.Exit(130) from None
     print_runs_table(runs)
     if "run_ids" in created:
@@ -203,6 +204,7 @@ def _serve_until_interrupted(stack) -> None:  # type: ignore[no-untyped-def]
     except KeyboardInterrupt:
         console.print("stopping ...")
         stack.stop()
+        console.print("stopped")
 
 
 # Runs
@@ -230,16 +232,15 @@ def submit(
     except GateLabError as error:
         fail(error.message)
     run_ids = created.get("run_ids", [created["id"]])
-    if not watch_runs:
-        if as_json:
-            print_json(created)
-        elif "run_ids" in created:
+    if not as_json:
+        if "run_ids" in created:
             console.print(f"sweep {created['id']} queued with runs {run_ids}")
         else:
             console.print(f"run {created['id']} queued")
+    if not watch_runs:
+        if as_json:
+            print_json(created)
         return
-    if not as_json:
-        console.print(f"queued runs {run_ids}")
     _watch(api_client, run_ids, as_json, timeout=None, interval=2.0)
 
 

@@ -86,8 +86,7 @@ def models(
 ) -> None:
     """List every study network with every gate kind: parameters and multiply-accumulates per 32x32 image.
 
-    For block-level gates, "skippable MACs" are those of the gated stage's units after
-    the first, which a hard skip saves on each skipped image.
+    "Skippable MACs": for a block-level gate, the MACs that a hard skip saves on each skipped image.
     """
     from gating_core.models.complexity import describe_architectures
 

@@ -221,6 +221,7 @@ def test_submit_watch_shows_live_progress(live_api, tmp_path):
     # The worker may claim the run before the first poll, so the first state shown varies.
     assert re.search(r"(queued|running), epoch [01]/2", output), output
     assert "succeeded, epoch 2/2, test accuracy" in output
+    assert re.search(r"^run \d+ queued$", output, re.MULTILINE), output
     assert "ETA" in output
     assert "final metrics" in output
 
@@ -319,6 +320,7 @@ def test_up_starts_and_stops_stack(tmp_path):
     assert dashboard.status_code == 200
     assert len(started) == 4
     assert code == 0
+    assert log_path.read_text().rstrip().endswith("stopped")
     assert all(not _running(pid) for pid in started)
 
 
