@@ -17,13 +17,7 @@ from gating_core.data import ImageSet, load_image, load_images, measure_normaliz
 from gating_core.data.normalization import CIFAR10_MEAN, CIFAR10_STD
 from gating_core.data.readers import CIFAR10_CLASSES
 from gating_core.data.sources import DEBIAN_FASHION_MNIST_DIR
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip, except with CI=true, where missing data is a failure."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)")
-    pytest.skip(reason)
+from tests.support.services import skip_or_fail
 
 
 @pytest.fixture(scope="module")
