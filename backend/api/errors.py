@@ -35,7 +35,7 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     field = _field_name(error.get("loc", ()))
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     entry: dict[str, Any] = {"loc": list(error.get("loc", ())), "field": field, "msg": message, "type": kind}
-    # A missing field's input is the object that lacks it, which says nothing about the field.
+    # A missing field's input is the whole object that lacks it, not a value of the field.
     if "input" in error and kind != "missing":
         entry["input"] = error["input"]
     return entry

@@ -90,9 +90,9 @@ def test_sigmoid_layer_gate_mixed_dtypes(gate_class: type) -> None:
 
     out, _, _ = gate(torch.tensor(UNIT_INPUT, device=DEVICE), shortcut, residual)
 
-    kept = g * residual.float() if gate_class is ExclusiveGate else residual.float()
+    residual_part = g * residual.float() if gate_class is ExclusiveGate else residual.float()
     assert out.dtype == torch.float32
-    torch.testing.assert_close(out, (1 - g) * shortcut + kept)
+    torch.testing.assert_close(out, (1 - g) * shortcut + residual_part)
 
 
 def test_sigmoid_layer_gate_starts_at_bias() -> None:
