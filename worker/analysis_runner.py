@@ -130,15 +130,22 @@ def _handlers() -> dict[str, Handler]:
     }
 
 
-def execute_analysis(analysis_id: int, settings: Settings) -> str:
-    """Perform one queued analysis and return the status it ended with, or 'skipped' when it was not queued."""
+def execute_analysis(analysis_id: int, settings: Settings, redelivered: bool = False) -> str:
+    """Perform one queued analysis and return the status it ended with, or 'skipped' when it was not queued.
+
+    `redelivered` says that the broker handed this message out before, to a
+    worker that died holding it; a running analysis is then started again.
+    """
     sessions = session_factory(settings.resolved_database_url)
     with sessions() as session:
-        if not analysis_storage.claim_analysis(session, analysis_id):
+        before = analysis_storage.get_analysis(session, analysis_id)
+        previous_status = before.status if before is not None else None
+        if not analysis_storage.claim_analysis(session, analysis_id, take_over_running=redelivered):
             analysis = analysis_storage.get_analysis(session, analysis_id)
-            # NOTE: an analysis whose worker died stays 'running'; submit it again to repeat it.
             logger.info("analysis %s is not queued (status %s); dropping this message", analysis_id, analysis.status if analysis else "missing")
             return "skipped"
+        if previous_status == analysis_storage.RUNNING:
+            logger.warning("analysis %s was running when its message came back, so its worker died; starting it again", analysis_id)
         analysis = analysis_storage.get_analysis(session, analysis_id)
         assert analysis is not None
         run = run_storage.get_run(session, analysis.run_id)

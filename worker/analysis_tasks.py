@@ -15,7 +15,8 @@ def run_analysis(self, analysis_id: int) -> str:  # type: ignore[no-untyped-def]
     """Perform analysis `analysis_id`, store its result, and return its final status."""
     from worker.analysis_runner import execute_analysis  # imports torch; keep it out of the API's import path
 
-    logger.info("task %s received analysis %s", self.request.id, analysis_id)
-    outcome = execute_analysis(analysis_id, settings=get_settings())
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    logger.info("task %s received analysis %s%s", self.request.id, analysis_id, " (redelivered)" if redelivered else "")
+    outcome = execute_analysis(analysis_id, settings=get_settings(), redelivered=redelivered)
     logger.info("task %s finished analysis %s: %s", self.request.id, analysis_id, outcome)
     return outcome

@@ -41,15 +41,18 @@ def list_analyses(
     return list(rows), count
 
 
-def claim_analysis(session: Session, analysis_id: int) -> bool:
+def claim_analysis(session: Session, analysis_id: int, take_over_running: bool = False) -> bool:
     """Move a queued analysis to running and commit; return False when it is not queued.
 
     The conditional UPDATE lets exactly one of two workers that received the same
-    message take the analysis.
+    message take the analysis. With `take_over_running`, a running analysis is
+    taken too: the broker hands a message out again only when the worker that
+    held it died, so the analysis it was running will never finish otherwise.
     """
+    statuses = (QUEUED, RUNNING) if take_over_running else (QUEUED,)
     result = session.execute(
         update(Analysis)
-        .where(Analysis.id == analysis_id, Analysis.status == QUEUED)
+        .where(Analysis.id == analysis_id, Analysis.status.in_(statuses))
         .values(status=RUNNING)
     )
     session.commit()
