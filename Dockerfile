@@ -29,6 +29,10 @@ COPY gatelab ./gatelab
 COPY examples ./examples
 RUN pip install --no-deps .
 
+# The image has no .git folder, so runs record the commit given at build time.
+ARG GATELAB_CODE_VERSION=unknown
+ENV GATELAB_CODE_VERSION=${GATELAB_CODE_VERSION}
+
 USER gatelab
 EXPOSE 8000 8501 5555
 CMD ["uvicorn", "--factory", "backend.main:create_app", "--host", "0.0.0.0", "--port", "8000"]

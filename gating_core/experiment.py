@@ -191,7 +191,11 @@ def describe_environment(device: torch.device) -> dict[str, str]:
 
 
 def code_version() -> str:
-    """Return the git commit of the code, with '-dirty' for local changes, or 'unknown'."""
+    """Return the git commit of the code, with '-dirty' for local changes.
+
+    Without git or a checkout, as in the Docker image, return GATELAB_CODE_VERSION
+    (the commit the image was built from), else 'unknown'.
+    """
     source_dir = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -206,5 +210,5 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("GATELAB_CODE_VERSION") or "unknown"
     return f"{commit}-dirty" if dirty else commit

@@ -120,3 +120,14 @@ def test_compose_requires_each_secret(compose: str, missing: str):
 
     assert result.returncode != 0
     assert f"set {missing}" in result.stderr
+
+
+def test_image_records_the_commit_it_was_built_from(compose: str, config: dict):
+    with_commit = compose_config(compose, {**REQUIRED, "GATELAB_CODE_VERSION": "0123abcd"})
+    assert with_commit.returncode == 0, with_commit.stderr
+    built = yaml.safe_load(with_commit.stdout)
+
+    for name in GATELAB_SERVICES:
+        assert config["services"][name]["build"]["args"]["GATELAB_CODE_VERSION"] == "unknown"
+        assert built["services"][name]["build"]["args"]["GATELAB_CODE_VERSION"] == "0123abcd"
+    assert "ENV GATELAB_CODE_VERSION=${GATELAB_CODE_VERSION}" in (REPO_ROOT / "Dockerfile").read_text()
