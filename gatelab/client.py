@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 # "lost" counts as final here: the API requeues a lost run at once while it has
 # attempts left, so a run that stays lost has used them all up.
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "diverged", "lost"})
-RETRYABLE_STATUSES = frozenset({"failed", "lost", "cancelled", "diverged"})
 JSON = dict[str, Any]
 ItemT = TypeVar("ItemT")
 
@@ -316,9 +315,7 @@ class GateLabClient:
         Raises GateLabError (404) for an unknown sweep. Runs in other statuses are
         left alone, so calling it twice queues nothing the second time.
         """
-        self.get_sweep(sweep_id)
-        runs = self.all_runs(sweep_id=sweep_id)
-        return [self.retry(run["id"]) for run in reversed(runs) if run["status"] in RETRYABLE_STATUSES]
+        return self._json("POST", f"/api/sweeps/{sweep_id}/retry")["data"]
 
     # Results
 

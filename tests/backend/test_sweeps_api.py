@@ -54,6 +54,23 @@ def test_cancel_sweep_cancels_every_run(client):
     assert cancelled["status_counts"] == {"cancelled": 3}
 
 
+def test_retry_sweep_requeues_only_retryable_runs(client):
+    sweep = client.post("/api/sweeps", json={"name": "r", "base": BASE, "grid": {"seed": [0, 1, 2]}}).json()
+    first, *others = sweep["run_ids"]
+    for run_id in others:
+        client.post(f"/api/runs/{run_id}/cancel")
+
+    retried = client.post(f"/api/sweeps/{sweep['id']}/retry").json()
+    again = client.post(f"/api/sweeps/{sweep['id']}/retry").json()
+
+    assert [run["id"] for run in retried["data"]] == others
+    assert retried["count"] == 2
+    assert {run["status"] for run in retried["data"]} == {"queued"}
+    assert again == {"data": [], "count": 0}
+    assert client.get(f"/api/runs/{first}").json()["status"] == "queued"
+    assert client.post("/api/sweeps/424242/retry").status_code == 404
+
+
 def test_invalid_combination_creates_nothing(client):
     response = client.post(
         "/api/sweeps",

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from backend.api.deps import QueueDep, ReadAccess, SessionDep, SettingsDep, SweepIdPath, WriteAccess
-from backend.schemas import Page, SweepCreate, SweepPublic
+from backend.db.models import RETRYABLE_STATUSES, RunStatus
+from backend.schemas import Page, RunPublic, SweepCreate, SweepPublic
 from backend.services.grid import expand_grid
 from backend.storage import runs as run_storage
 from backend.storage import sweeps as sweep_storage
@@ -62,3 +63,21 @@ def cancel_sweep(sweep_id: SweepIdPath, session: SessionDep) -> SweepPublic:
         run_storage.request_cancel(session, run)
     session.commit()
     return sweep_storage.to_public(session, sweep)
+
+
+@router.post("/{sweep_id}/retry", response_model=Page[RunPublic], dependencies=[WriteAccess])
+def retry_sweep(sweep_id: SweepIdPath, session: SessionDep, queue: QueueDep) -> dict:
+    """Queue every failed, lost, cancelled or diverged run of the sweep again, oldest first; return those runs.
+
+    Runs in other statuses are left alone, so a second call queues nothing.
+    """
+    load_sweep(session, sweep_id)
+    runs, _ = run_storage.list_runs(session, sweep_id=sweep_id, limit=1_000_000)
+    retried = [run for run in reversed(runs) if RunStatus(run.status) in RETRYABLE_STATUSES]
+    for run in retried:
+        run_storage.requeue(session, run)
+    session.commit()
+    for run in retried:
+        queue.send(run)
+    return {"data": retried, "count": len(retried)}
+
