@@ -125,7 +125,9 @@ class ServiceProcess:
         return self.process.poll() is None
 
     def log(self) -> str:
-        self.log_file.flush()
+        """Return the process's output so far; it stays readable after `stop`."""
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill_hard(self) -> None:
