@@ -133,8 +133,8 @@ def _handlers() -> dict[str, Handler]:
 def execute_analysis(analysis_id: int, settings: Settings, redelivered: bool = False) -> str:
     """Perform one queued analysis and return the status it ended with, or 'skipped' when it was not queued.
 
-    `redelivered` says that the broker handed this message out before, to a
-    worker that died holding it; a running analysis is then started again.
+    `redelivered` is true when the broker handed this message out before, to a
+    worker that died holding it. A running analysis is then started again.
     """
     sessions = session_factory(settings.resolved_database_url)
     with sessions() as session:

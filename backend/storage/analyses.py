@@ -46,8 +46,9 @@ def claim_analysis(session: Session, analysis_id: int, take_over_running: bool =
 
     The conditional UPDATE lets exactly one of two workers that received the same
     message take the analysis. With `take_over_running`, a running analysis is
-    taken too: the broker hands a message out again only when the worker that
-    held it died, so the analysis it was running will never finish otherwise.
+    taken too. The broker hands a message out again when the worker that held
+    it died, or held it past the visibility timeout; in the first case the
+    analysis would otherwise never finish.
     """
     statuses = (QUEUED, RUNNING) if take_over_running else (QUEUED,)
     result = session.execute(
