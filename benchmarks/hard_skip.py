@@ -47,7 +47,7 @@ def benchmark_hard_skip(config: BenchConfig, cifar: Cifar10, report: Report) -> 
 
     soft_seconds: list[float] = []
     curves: list[HardSkipCurve] = []
-    for _ in range(config.rounds):
+    for _ in range(config.warmup_rounds + config.hard_skip_repeats):
         soft_seconds.append(time_soft_pass(model, batches))
         curves.append(hard_skip_curve(model, data, cifar.mean, cifar.std, thresholds, config.hard_skip_batch))
     soft_seconds, curves = soft_seconds[config.warmup_rounds:], curves[config.warmup_rounds:]
@@ -79,7 +79,8 @@ def _hard_skip_details(config: BenchConfig, soft_per_image: float, none_seconds:
         "set from the gate values so that none, half or all of the images skip; a skipped image does not run stage "
         "3's units after the first. Times come from `gating_core.analysis.hard_skip.hard_skip_curve` and are "
         "compared with a plain forward pass over the same batches. Medians of "
-        f"{config.repeats} repetitions after {config.warmup_rounds} warm-up(s); MACs from `count_macs` and `gated_stage_macs`.",
+        f"{config.hard_skip_repeats} repetitions after {config.warmup_rounds} warm-up(s); MACs from `count_macs` and "
+        "`gated_stage_macs`.",
         "",
         "| Pass | images skipped | µs per image | MACs per image |",
         "|---|---|---|---|",
