@@ -91,3 +91,17 @@ def presets() -> list[dict[str, Any]]:
 def clear_live_caches() -> None:
     for loader in (runs_page, sweep_runs, run, sweeps, sweep, metrics):
         loader.clear()
+
+
+def rerun_button(run_id: int, key: str, **button_options: Any) -> None:
+    """Draw a button that queues a new run with this run's spec, and link to the new run once it is queued."""
+    if not st.button("Re-run with the same spec", key=key, **button_options):
+        return
+    try:
+        new_run = get_client().rerun(run_id)
+    except GateLabError as error:
+        show_error(error)
+        return
+    clear_live_caches()
+    st.success(f"Run {new_run['id']} is queued with the same spec: [open it](run?run={new_run['id']})")
+

@@ -9,7 +9,6 @@ import streamlit as st
 
 from dashboard import api
 from dashboard.run_select import describe_run, select_run
-from gatelab.client import GateLabError
 
 ENVIRONMENT_LABELS = {
     "code_version": "code version (git commit; -dirty: uncommitted changes)",
@@ -39,14 +38,7 @@ if environment:
 else:
     st.info("The environment is recorded when the run finishes.")
 
-if st.button("Re-run with the same spec", key="reproducibility.rerun", type="primary"):
-    try:
-        new_run = api.get_client().rerun(run_id)
-    except GateLabError as error:
-        api.show_error(error)
-    else:
-        api.clear_live_caches()
-        st.success(f"Run {new_run['id']} is queued with the same spec: [open it](run?run={new_run['id']})")
+api.rerun_button(run_id, key="reproducibility.rerun", type="primary")
 
 st.subheader("Spec")
 spec_text = json.dumps(run["spec"], indent=2, ensure_ascii=False)

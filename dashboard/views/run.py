@@ -54,14 +54,7 @@ st.markdown(
         )
     )
 )
-if st.button("Re-run with the same spec", key="run.rerun", help="Queue a new run with this run's spec."):
-    try:
-        new_run = api.get_client().rerun(run_id)
-    except GateLabError as error:
-        api.show_error(error)
-    else:
-        api.clear_live_caches()
-        st.success(f"Run {new_run['id']} is queued with the same spec: [open it](run?run={new_run['id']})")
+api.rerun_button(run_id, key="run.rerun", help="Queue a new run with this run's spec.")
 
 metrics = api.metrics(run_id)
 if metrics.empty:
