@@ -138,13 +138,16 @@ def execute_analysis(analysis_id: int, settings: Settings, redelivered: bool = F
     """
     sessions = session_factory(settings.resolved_database_url)
     with sessions() as session:
-        before = analysis_storage.get_analysis(session, analysis_id)
-        previous_status = before.status if before is not None else None
+        # Only a redelivered message can take over a running analysis, so only then is its status worth reading.
+        taken_over = False
+        if redelivered:
+            before = analysis_storage.get_analysis(session, analysis_id)
+            taken_over = before is not None and before.status == analysis_storage.RUNNING
         if not analysis_storage.claim_analysis(session, analysis_id, take_over_running=redelivered):
             analysis = analysis_storage.get_analysis(session, analysis_id)
             logger.info("analysis %s is not queued (status %s); dropping this message", analysis_id, analysis.status if analysis else "missing")
             return "skipped"
-        if previous_status == analysis_storage.RUNNING:
+        if taken_over:
             logger.warning("analysis %s was running when its message came back, so its worker died; starting it again", analysis_id)
         analysis = analysis_storage.get_analysis(session, analysis_id)
         assert analysis is not None

@@ -47,7 +47,7 @@ def claim_analysis(session: Session, analysis_id: int, take_over_running: bool =
     The conditional UPDATE lets exactly one of two workers that received the same
     message take the analysis. With `take_over_running`, a running analysis is
     taken too. The broker hands a message out again when the worker that held
-    it died, or held it past the visibility timeout; in the first case the
+    it died or held it past the visibility timeout. In the first case the
     analysis would otherwise never finish.
     """
     statuses = (QUEUED, RUNNING) if take_over_running else (QUEUED,)

@@ -80,4 +80,3 @@ def retry_sweep(sweep_id: SweepIdPath, session: SessionDep, queue: QueueDep) -> 
     for run in retried:
         queue.send(run)
     return {"data": retried, "count": len(retried)}
-
