@@ -35,7 +35,7 @@ def save_from_heading(page: Page, url: str, heading: str | None, output: Path) -
     content = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
     top_box = page.get_by_role("heading", name=heading).first.bounding_box() if heading else content
     if top_box is None or content is None:
-        raise RuntimeError(f"{url} shows no {heading or 'content'}; has the run or sweep finished?")
+        raise RuntimeError(f"no {heading or 'content'} found at {url}; check that the run or sweep has finished")
     top = top_box["y"] - 16 if heading else content["y"]
     clip = {"x": content["x"], "y": top, "width": content["width"], "height": content["y"] + content["height"] - top}
     output.parent.mkdir(parents=True, exist_ok=True)

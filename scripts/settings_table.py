@@ -8,7 +8,12 @@ from gatelab.settings import Settings
 def settings_table() -> str:
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = "`~/.gatelab`" if name == "home" else ("" if field.default is None else f"`{field.default}`")
+        if name == "home":
+            default = "`~/.gatelab`"
+        elif field.default is None:
+            default = ""
+        else:
+            default = f"`{field.default}`"
         lines.append(f"| `GATELAB_{name.upper()}` | {default} | {field.description} |")
     return "\n".join(lines)
 
